@@ -1,0 +1,48 @@
+# Two commands: `make run` starts the app, `make test` runs every test. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+MODEL  := data/models/SmolLM2-135M-Instruct.Q4_1.gguf
+HOST   ?= 127.0.0.1
+PORT   ?= 8501
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test bench setup model lint format clean
+
+run: setup
+	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
+		--server.headless true --browser.gatherUsageStats false
+
+test: setup $(VENV)/.stamp-dev
+	$(BIN)/python -m pytest
+
+bench: setup $(VENV)/.stamp-dev
+	$(BIN)/python -m bench
+
+setup: $(VENV)/.stamp-req $(MODEL)
+
+model: $(MODEL)
+
+lint: $(VENV)/.stamp-dev
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(VENV)/.stamp-dev
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.stamp-req: requirements.txt constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-req
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(MODEL): | $(VENV)/.stamp-req
+	$(BIN)/python -m fusion_core fetch-model
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Reusable Streamlit UI pieces; they call fusion_core, never litellm directly."""

@@ -1,0 +1,1 @@
+"""Fusion Explorer's core: sample N candidates, select Best-of-N, fuse, attribute, store."""

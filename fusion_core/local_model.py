@@ -1,0 +1,73 @@
+"""The embedded offline model: a GGUF served in-process by llama.cpp (xllamacpp).
+
+One server per process and configuration. llama.cpp batches concurrent requests
+(continuous batching), so N candidates requested at once decode together; the
+server is thread-safe, callers run `chat` in worker threads. The KV cache is
+unified, so one request may use the whole per-request context while several
+short ones share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from .errors import ContextOverflowError, LocalModelMissingError, ModelError
+from .settings import LocalModelConfig
+
+log = logging.getLogger(__name__)
+
+# Loading weights is per process by nature; this cache is the one place that holds them.
+_servers: dict[LocalModelConfig, EmbeddedModel] = {}
+_lock = threading.Lock()
+
+
+class EmbeddedModel:
+    """A loaded GGUF chat model answering OpenAI-style chat requests."""
+
+    def __init__(self, config: LocalModelConfig):
+        if not config.gguf_path.is_file():
+            raise LocalModelMissingError(
+                f"embedded model not found at {config.gguf_path}; run `make model` "
+                "(or point FUSION_LOCAL_GGUF at a GGUF chat model)"
+            )
+        import xllamacpp
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(config.gguf_path)
+        params.n_ctx = config.n_ctx
+        params.n_parallel = config.n_parallel
+        params.kv_unified = True
+        threads = config.n_threads or os.cpu_count() or 1
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
+        params.warmup = False
+        params.verbosity = -1  # llama.cpp logs nothing, neither to stdout nor stderr
+        log.info("loading embedded model %s (ctx %d, %d slots)", config.gguf_path, config.n_ctx, config.n_parallel)
+        self.config = config
+        self._server = xllamacpp.Server(params)
+
+    def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one chat completion; blocks, safe to call from several threads at once."""
+        result = self._server.handle_chat_completions(request)
+        error = result.get("error") if isinstance(result, dict) else None
+        if error:
+            message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+            if isinstance(error, dict) and error.get("type") == "exceed_context_size_error":
+                raise ContextOverflowError(
+                    f"embedded model: {message}; use fewer or shorter candidates, or raise FUSION_LOCAL_CTX",
+                )
+            raise ModelError(f"embedded model: {message}")
+        return result
+
+
+def load_embedded(config: LocalModelConfig) -> EmbeddedModel:
+    """The process's embedded model for this configuration, loaded on first use."""
+    with _lock:
+        model = _servers.get(config)
+        if model is None:
+            model = EmbeddedModel(config)
+            _servers[config] = model
+        return model

@@ -1,0 +1,61 @@
+"""The embedded model for real: SmolLM2-135M through llama.cpp, offline, small max_tokens."""
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from fusion_core import engine
+from fusion_core.errors import ContextOverflowError
+from fusion_core.llm import LiteLLMCompleter
+from fusion_core.settings import Settings
+from fusion_core.types import GenParams, RunConfig
+
+pytestmark = pytest.mark.integration
+LOCAL = "local/smollm2-135m"
+
+
+@pytest.fixture(scope="module")
+def completer():
+    return LiteLLMCompleter(Settings.from_env({}))
+
+
+def test_sample_select_and_fuse_end_to_end_offline(completer):
+    config = RunConfig(
+        prompt="Give one tip for learning a language.",
+        models=[LOCAL],
+        n=3,
+        max_tokens=24,
+        fusor_model=LOCAL,
+        judge_model=LOCAL,
+        fusion={"max_tokens": 48},
+        seed=7,
+    )
+    seen = []
+    result = asyncio.run(engine.run(config, completer, on_candidate=seen.append))
+    assert len(seen) == 3
+    assert all(c.ok and c.text.strip() for c in result.candidates)
+    assert all(0 < c.completion_tokens <= 24 and c.cost == 0.0 for c in result.candidates)
+    assert [c.params.seed for c in result.candidates] == [7, 8, 9]
+    assert result.bon is not None and 0 <= result.bon.index < 3
+    assert result.fusion is not None and result.fusion.text
+    assert result.fusion.completion_tokens <= 48
+
+
+def test_same_seed_same_answer_other_seed_other_answer(completer):
+    messages = [{"role": "user", "content": "Write a short poem about rain."}]
+
+    async def go(seed):
+        return (await completer.complete(LOCAL, messages, GenParams(temperature=1.0, max_tokens=16, seed=seed))).text
+
+    a, b, c = (asyncio.run(go(seed)) for seed in (1, 1, 2))
+    assert a == b
+    assert a != c
+
+
+def test_a_prompt_larger_than_the_context_is_a_clear_error():
+    settings = Settings.from_env({})
+    small = dataclasses.replace(settings, local=dataclasses.replace(settings.local, n_ctx=512, n_parallel=1))
+    messages = [{"role": "user", "content": "word " * 2000}]
+    with pytest.raises(ContextOverflowError, match="exceeds the available context size"):
+        asyncio.run(LiteLLMCompleter(small).complete(LOCAL, messages, GenParams(max_tokens=4)))
