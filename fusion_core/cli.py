@@ -14,10 +14,13 @@ import sys
 from typing import Any
 
 from . import engine
-from .errors import FusionError
+from .attribution import attribute
+from .errors import ConfigError, FusionError
 from .fusion import STRENGTHS
 from .llm import LiteLLMCompleter, redact
 from .model_fetch import fetch_model
+from .render import attribution_text, report_html
+from .render import labels as candidate_labels
 from .sampling import MAX_CANDIDATES
 from .selection import SELECTORS
 from .settings import Settings
@@ -65,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
 
     sub.add_parser("fetch-model", help="download the embedded model if it is missing")
+
+    attr = sub.add_parser("attribute", help="show which parts of a fused answer came from which candidate")
+    attr.add_argument("--fused", required=True, metavar="FILE", help="the fused answer (UTF-8 text; - for stdin)")
+    attr.add_argument("--candidate", required=True, action="append", metavar="FILE", help="a candidate; repeat")
+    shape = attr.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print segments and shares as one JSON object")
+    shape.add_argument("--html", action="store_true", help="print a self-contained HTML page")
     return parser
 
 
@@ -206,4 +216,36 @@ def cmd_fetch_model(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "runs": cmd_runs, "show": cmd_show, "fetch-model": cmd_fetch_model}
+def cmd_attribute(args: argparse.Namespace, settings: Settings) -> int:
+    """`attribute`: attribute a fused answer in a file to candidates in files."""
+    fused, candidates = _read(args.fused), [_read(path) for path in args.candidate]
+    attribution = attribute(fused, candidates)
+    names = candidate_labels(len(candidates))
+    if args.json:
+        print(json.dumps(attribution.to_dict(fused), ensure_ascii=False))
+    elif args.html:
+        print(report_html(fused, candidates, attribution, names), end="")
+    else:
+        print(attribution_text(fused, attribution, names))
+    return 0
+
+
+def _read(path: str) -> str:
+    """A UTF-8 text file, or stdin for "-"."""
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read {path}: {reason}; pass a UTF-8 text file") from exc
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "runs": cmd_runs,
+    "show": cmd_show,
+    "fetch-model": cmd_fetch_model,
+    "attribute": cmd_attribute,
+}

@@ -6,7 +6,9 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
+from .attribution import attribute
 from .errors import FusionError
 from .fusion import FusionOptions, fuse
 from .llm import Completer
@@ -76,6 +78,18 @@ async def _fuse_into(result: RunResult, options: FusionOptions, completer: Compl
     except FusionError as exc:
         result.fusion, result.fusion_error = None, str(exc)
     result.timings["fusion"] = time.perf_counter() - started
+    result.attribution = None
+    if result.fusion is not None:
+        started = time.perf_counter()
+        result.attribution = attribute_fusion(result.fusion.text, result.candidates)
+        result.timings["attribution"] = time.perf_counter() - started
+
+
+def attribute_fusion(fused: str, candidates: list[Candidate]) -> dict[str, Any]:
+    """The fused answer's attribution over the successful candidates; sources index `candidates`."""
+    ok = [i for i, c in enumerate(candidates) if c.ok]
+    attribution = attribute(fused, [candidates[i].text for i in ok])
+    return attribution.remap(ok, len(candidates)).to_dict()
 
 
 async def refuse(
@@ -116,6 +130,7 @@ def _copy(previous: RunResult, config: RunConfig) -> RunResult:
         bon_error=previous.bon_error,
         fusion=fusion,
         fusion_error=previous.fusion_error,
+        attribution=previous.attribution,
         timings={"sampling": previous.timings.get("sampling", 0.0)},
     )
 

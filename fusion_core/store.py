@@ -249,6 +249,7 @@ def _to_row(run: RunResult) -> RunRow:
         fused_text=fusion.text if fusion else None,
         fusion=fusion_meta,
         fusion_error=_scrub(run.fusion_error),
+        attribution=run.attribution,
         timings=dict(run.timings),
         prompt_tokens=sum(u.prompt_tokens for u in usage),
         completion_tokens=sum(u.completion_tokens for u in usage),
@@ -272,6 +273,7 @@ def _from_row(row: RunRow) -> RunResult:
             "bon_error": row.bon_error,
             "fusion": fusion,
             "fusion_error": row.fusion_error,
+            "attribution": row.attribution,
             "timings": row.timings,
         }
     )

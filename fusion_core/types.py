@@ -152,6 +152,7 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)  # seconds: sampling, selection, fusion, total
     run_id: str | None = None
     created_at: str | None = None  # ISO 8601, UTC
+    attribution: dict[str, Any] | None = None  # Attribution.to_dict() of the fused answer; sources index candidates
 
     def usage(self) -> dict[str, Usage]:
         """Tokens and cost per stage: sampling, selection, fusion."""
@@ -175,6 +176,7 @@ class RunResult:
             "bon_error": self.bon_error,
             "fusion": self.fusion.to_dict() if self.fusion else None,
             "fusion_error": self.fusion_error,
+            "attribution": self.attribution,
             "timings": dict(self.timings),
             "usage": {k: asdict(v) for k, v in self.usage().items()},
         }
@@ -195,6 +197,7 @@ class RunResult:
             fusion=FusionResult(**data["fusion"]) if data.get("fusion") else None,
             fusion_error=data.get("fusion_error"),
             timings=dict(data.get("timings") or {}),
+            attribution=data.get("attribution"),
             run_id=data.get("run_id"),
             created_at=data.get("created_at"),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import unicodedata
@@ -9,8 +10,12 @@ import unicodedata
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from fusion_core import engine
 from fusion_core.attribution import Attribution, Segment, attribute
+from fusion_core.errors import ModelError
+from fusion_core.testing import FakeCompleter
 from fusion_core.tokens import token_pattern
+from fusion_core.types import RunConfig
 
 # A small vocabulary, so that generated texts share words, phrases and sentences.
 WORDS = ["the", "cat", "sat", "on", "mat", "dog", "ran", "far", "away", "Über", "naïve", "猫", "が", "好き", "كتاب"]
@@ -284,3 +289,23 @@ def test_long_inputs_are_fast():
     result = attribute(fused, candidates)
     assert time.perf_counter() - started < 2.0  # generous: the benchmark measures the real time
     assert result.novel < 0.01
+
+
+def test_a_run_stores_an_attribution_that_indexes_its_candidates():
+    def replies(model, messages, params):
+        if model == "fusor":
+            return "Answer two is here. Answer zero is here. Something new from the fusor."
+        if params.seed == 1:
+            raise ModelError("sampler: down")
+        return f"Answer {['zero', 'one', 'two'][params.seed]} is here."
+
+    config = RunConfig(prompt="Why?", models=["s"], n=3, seed=0, fusor_model="fusor", judge_model="s", selector="mbr")
+    result = asyncio.run(engine.run(config, FakeCompleter(default=replies)))
+    attribution = Attribution.from_dict(result.attribution)
+    assert [s.source for s in attribution.segments] == [2, 0, None]
+    assert len(attribution.shares) == 3 and attribution.shares[1] == 0.0  # the failed candidate is never a source
+    assert "attribution" in result.timings
+    again = asyncio.run(engine.refuse(result, FakeCompleter(default=lambda m, msgs, p: "Answer zero is here.")))
+    assert Attribution.from_dict(again.attribution).shares[0] == 1.0
+    failed = asyncio.run(engine.refuse(result, FakeCompleter(default=ModelError("fusor: down"))))
+    assert failed.attribution is None and failed.fusion is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from pathlib import Path
@@ -257,3 +258,18 @@ def test_file_that_is_not_a_database(tmp_path: Path) -> None:
 def _row_counts(store: Store) -> tuple[int, int]:
     with store.engine.connect() as conn:
         return tuple(conn.scalar(sa.text(f"SELECT COUNT(*) FROM {t}")) for t in ("runs", "candidates"))  # type: ignore[return-value]
+
+
+def test_attribution_round_trip(store: Store) -> None:
+    run = make_run()
+    segments = [{"start": 0, "end": 6, "source": 2, "sources": [0, 2]}, {"start": 6, "end": 16, "source": None}]
+    run.attribution = {"segments": segments, "shares": {"0": 0.0, "1": 0.0, "2": 0.4, "novel": 0.6}}
+    loaded = store.get_run(store.save_run(run))
+    assert loaded.attribution == run.attribution and loaded == run
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT attribution FROM runs")).scalar()
+    assert (json.loads(stored) if isinstance(stored, str) else stored) == run.attribution
+    store.set_attribution(run.run_id, {"segments": [], "shares": {"novel": 1.0}})
+    assert store.get_run(run.run_id).attribution == {"segments": [], "shares": {"novel": 1.0}}
+    unfused = store.get_run(store.save_run(make_run(fused=False)))
+    assert unfused.attribution is None
