@@ -1,7 +1,7 @@
 """`python -m bench`: run every benchmark in turn."""
 
-from . import local_concurrency, orchestration
+from . import attribution, local_concurrency, orchestration
 
-for bench in (orchestration, local_concurrency):
+for bench in (orchestration, local_concurrency, attribution):
     bench.main()
     print()
