@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 MODEL  := data/models/SmolLM2-135M-Instruct.Q4_1.gguf
+CHROMIUM := /usr/bin/chromium
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -14,10 +16,10 @@ run: setup
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
 		--server.headless true --browser.gatherUsageStats false
 
-test: setup $(VENV)/.stamp-dev
+test: setup $(VENV)/.stamp-dev $(CHROMIUM)
 	$(BIN)/python -m pytest
 
-bench: setup $(VENV)/.stamp-dev
+bench: setup $(VENV)/.stamp-dev $(CHROMIUM)
 	$(BIN)/python -m bench
 
 setup: $(VENV)/.stamp-req $(MODEL)
@@ -40,6 +42,10 @@ $(VENV)/.stamp-req: requirements.txt constraints.txt | $(BIN)/python
 $(VENV)/.stamp-dev: requirements-dev.txt $(VENV)/.stamp-req
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
+
+# Browser tests drive Debian's Chromium (never a browser download).
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 $(MODEL): | $(VENV)/.stamp-req
 	$(BIN)/python -m fusion_core fetch-model

@@ -57,6 +57,19 @@ REASONING = (
     "Only the text inside <answer></answer> is kept."
 )
 
+# Named starting points for the fusor's options, shown in the app and accepted by the CLI.
+PRESETS: dict[str, dict[str, Any]] = {
+    "Paper default": {},
+    "Integrate everything": {"strength": "integrate"},
+    "Discard aggressively": {"strength": "aggressive"},
+    "Think first (reasoning)": {"reasoning": True},
+    "Concise": {"instructions": "Be concise: at most five sentences or a short list."},
+    "SFT teacher": {
+        "instructions": "Write a complete, well-structured answer suitable as supervised fine-tuning data; "
+        "use Markdown headings or lists where they help."
+    },
+}
+
 TRUNCATION_MARK = "\n[… truncated]"
 # Safety margin for the prompt scaffolding and the chat template.
 OVERHEAD_TOKENS = 64
