@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from . import engine
+from . import cli_votes, engine
 from .attribution import attribute
 from .errors import ConfigError, FusionError
 from .fusion import STRENGTHS
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     shape = attr.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="print segments and shares as one JSON object")
     shape.add_argument("--html", action="store_true", help="print a self-contained HTML page")
+    cli_votes.register(sub)
     return parser
 
 
@@ -248,4 +249,5 @@ COMMANDS = {
     "show": cmd_show,
     "fetch-model": cmd_fetch_model,
     "attribute": cmd_attribute,
+    **cli_votes.COMMANDS,
 }

@@ -42,6 +42,7 @@ class Settings:
     max_retries: int = 2
     concurrency: int = 8
     local: LocalModelConfig = field(default_factory=lambda: LocalModelConfig(DEFAULT_GGUF))
+    admin_password: str | None = field(default=None, repr=False)  # gates spending and changing pages; never shown
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -64,6 +65,7 @@ class Settings:
                 n_parallel=_number(env, "FUSION_LOCAL_SLOTS", 8, int),
                 n_threads=_number(env, "FUSION_LOCAL_THREADS", 0, int),
             ),
+            admin_password=env.get("FUSION_ADMIN_PASSWORD") or None,
         )
 
 
