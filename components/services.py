@@ -10,6 +10,7 @@ import streamlit as st
 from fusion_core.llm import LiteLLMCompleter
 from fusion_core.settings import PROJECT_ROOT, Settings
 from fusion_core.store import Store
+from fusion_core.votes import VoteStore
 
 PROVIDER_KEYS = {
     "OpenAI": "OPENAI_API_KEY",
@@ -54,6 +55,12 @@ def completer() -> LiteLLMCompleter:
 def store() -> Store:
     """The run store."""
     return Store(settings().database_url)
+
+
+@st.cache_resource
+def votes() -> VoteStore:
+    """The vote store, on the run store's database."""
+    return VoteStore(store())
 
 
 @st.cache_data

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from components import services
+from components.admin import require_admin
 from components.run_view import run_view
 from fusion_core.errors import FusionError
 
@@ -76,7 +77,9 @@ if selected:
         icon=":material/open_in_new:",
         query_params={"run": run_id},
     )
-    if right.button("Delete this run", icon=":material/delete:", type="secondary"):
+    with right:
+        may_delete = require_admin("delete runs")
+    if may_delete and right.button("Delete this run", icon=":material/delete:", type="secondary"):
         store.delete_run(run_id)
         st.toast(f"Deleted run {run_id}")
         st.rerun()

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from components import runner, services
+from components.admin import require_admin
 from components.iterate import iterate_panel
 from components.run_form import run_form
 from components.run_view import run_view
@@ -10,6 +11,8 @@ from fusion_core.errors import FusionError
 
 st.title("Playground")
 st.caption("Best-of-N *takes* one candidate; Fusion-of-N *makes* a new answer from all of them.")
+if not require_admin("run models in the Playground"):
+    st.stop()
 
 wanted = st.query_params.get("run")
 current = st.session_state.get("run")

@@ -17,6 +17,7 @@ def _private_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep every test away from the real data folder and database."""
     monkeypatch.setenv("FUSION_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("FUSION_DATABASE_URL", raising=False)
+    monkeypatch.delenv("FUSION_ADMIN_PASSWORD", raising=False)  # pages are open unless a test sets one
 
 
 @pytest.fixture
