@@ -1,7 +1,7 @@
 """`python -m bench`: run every benchmark in turn."""
 
-from . import attribution, local_concurrency, orchestration
+from . import app_start, attribution, local_concurrency, orchestration, votes
 
-for bench in (orchestration, local_concurrency, attribution):
+for bench in (orchestration, local_concurrency, attribution, votes, app_start):
     bench.main()
     print()

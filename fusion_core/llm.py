@@ -109,7 +109,9 @@ def _embedded_handler(litellm: Any) -> Any:
         async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
             options = dict(kwargs.get("optional_params") or {})
             config: LocalModelConfig = options.pop("local_config")
-            request = {"messages": messages}
+            # No prompt-cache reuse: a reused KV prefix changes the numerics, and the same seed must give
+            # the same answer (runs are meant to be reproducible).
+            request = {"messages": messages, "cache_prompt": False}
             for key in ("temperature", "top_p", "max_tokens", "seed", "stop"):
                 if options.get(key) is not None:
                     request[key] = options[key]

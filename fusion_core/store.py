@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -125,13 +126,10 @@ class Store:
             raise StoreError(message) from exc
 
     def _upgrade(self) -> None:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
         with self.engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(alembic_config(conn), "head")
 
     @contextmanager
     def _session(self, action: str) -> Iterator[Session]:
@@ -300,13 +298,37 @@ def _create_engine(url: URL) -> Engine:
     return engine
 
 
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """The programmatic Alembic configuration the store migrates with, bound to one connection."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
 def _sqlite_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     # The driver's implicit transactions skip DDL and SELECT; we emit BEGIN ourselves (see _sqlite_begin).
     if hasattr(dbapi_connection, "autocommit"):  # Python 3.12+
         dbapi_connection.autocommit = sqlite3.LEGACY_TRANSACTION_CONTROL
     dbapi_connection.isolation_level = None
-    for pragma in ("busy_timeout = 30000", "journal_mode = WAL", "foreign_keys = ON"):
+    for pragma in ("busy_timeout = 30000", "foreign_keys = ON"):
         dbapi_connection.execute(f"PRAGMA {pragma}").close()
+    _enable_wal(dbapi_connection)
+
+
+def _enable_wal(dbapi_connection: sqlite3.Connection, attempts: int = 50) -> None:
+    """Switch to WAL unless already there. Switching needs a moment's exclusive lock that busy_timeout does not
+    wait for, so connections racing to open a brand-new file retry briefly instead of failing."""
+    for attempt in range(attempts):
+        try:
+            mode = dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                dbapi_connection.execute("PRAGMA journal_mode = WAL").close()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
 
 
 def _sqlite_begin(connection: sa.Connection) -> None:

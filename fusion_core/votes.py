@@ -22,10 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import sqlalchemy as sa
-from alembic.config import Config
 from sqlalchemy.exc import IntegrityError
 
-from .store import MIGRATIONS, Store, _utc
+from .store import Store, _utc
 from .transactions import Transactions
 from .types import RunResult
 from .vote_schema import (
@@ -55,14 +54,6 @@ FRAME_COLUMNS = [
     "vote_id", "comparison_id", "run_id", "created_at", "voter_id", "voter_name", "system_a", "system_b",
     "left_output", "left_system", "right_system", "winner", "winner_system", "language", "task", "queue",
 ]  # fmt: skip
-
-
-def alembic_config(connection: sa.Connection | None = None) -> Config:
-    """The programmatic Alembic configuration the store migrates with, bound to one connection."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
-    cfg.attributes["connection"] = connection
-    return cfg
 
 
 class VoteStore:

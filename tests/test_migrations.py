@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from fusion_core.store import Base, Store, _create_engine, _normalize, _to_row
-from fusion_core.votes import VoteStore, alembic_config
+from fusion_core.store import Base, Store, _create_engine, _normalize, _to_row, alembic_config
+from fusion_core.votes import VoteStore
 from tests.test_votes import make_run
 
 VOTE_TABLES = {"comparisons", "votes"}

@@ -11,9 +11,10 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from fusion_core.errors import StoreError
-from fusion_core.store import Base, Store
+from fusion_core.store import Base, Store, alembic_config
 from fusion_core.types import Candidate, FusionResult, GenParams, RunConfig, RunResult, Selection
 
 
@@ -174,15 +175,19 @@ def test_unserializable_value_writes_nothing(store: Store) -> None:
 
 
 def test_reopen_keeps_rows_and_does_not_migrate_again(store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     caplog.set_level(logging.INFO, logger="alembic")
     with Store(store_url) as first:
         run_id = first.save_run(make_run())
+    first_open = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Running upgrade")]
+    assert first_open[0] == "Running upgrade  -> 0001, Runs and their candidates."
+    assert first_open[-1].split(" -> ")[1].startswith(head)
+    caplog.clear()
     with Store(store_url) as second:
         assert second.get_run(run_id).run_id == run_id
         with second.engine.connect() as conn:
-            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
-    upgrades = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Running upgrade")]
-    assert upgrades == ["Running upgrade  -> 0001, Runs and their candidates."]
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [head]
+    assert [r for r in caplog.records if r.getMessage().startswith("Running upgrade")] == []
 
 
 def test_concurrent_open_of_new_database(store_url: str) -> None:
