@@ -187,6 +187,7 @@ def test_the_admin_gate_on_the_playground(env, admin):
     at.run()
     assert not at.exception
     assert "Run" not in labels(at)
+    assert [link.proto.page for link in at.get("page_link")] == ["arena"]  # voters are sent to the Arena
     at.text_input(key="fx_admin_pw_run_models_in_the_playground").set_value(PASSWORD)
     button(at, "Unlock").click().run()
     assert "Run" in labels(at)
