@@ -229,3 +229,19 @@ def test_the_leaderboard_without_votes_and_export_behind_the_gate(env, admin):
     at.text_input(key="fx_admin_pw_export_the_votes").set_value(PASSWORD)
     button(at, "Unlock").click().run()
     assert len(at.get("download_button")) == 2
+
+
+def test_deleting_a_run_in_history_needs_the_password(env, admin):
+    _fake, store, _votes = env
+    store.save_run(make_run("A stored run"))
+    at = app("pages/history.py")
+    at.run()
+    at.session_state["history_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert "Delete this run" not in labels(at)
+    at.text_input(key="fx_admin_pw_delete_runs").set_value(PASSWORD)
+    button(at, "Unlock").click().run()
+    button(at, "Delete this run").click().run()
+    assert not at.exception
+    assert store.count_runs() == 0
