@@ -22,6 +22,20 @@ class GenParams:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+@dataclass(kw_only=True)
+class Metered:
+    """What one or more model calls cost: tokens, dollars (None when unknown) and seconds."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    latency_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
 @dataclass
 class Completion:
     """What one model call returned."""
@@ -37,7 +51,7 @@ class Completion:
 
 
 @dataclass
-class Candidate:
+class Candidate(Metered):
     """One sampled answer, or the error that replaced it."""
 
     index: int
@@ -45,23 +59,15 @@ class Candidate:
     text: str = ""
     error: str | None = None
     params: GenParams = field(default_factory=GenParams)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = None
-    latency_s: float = 0.0
 
     @property
     def ok(self) -> bool:
         """True when the candidate has text and no error."""
         return self.error is None
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
 
 @dataclass
-class Selection:
+class Selection(Metered):
     """A Best-of-N choice: the index into the candidates, a score for each, and why."""
 
     index: int
@@ -69,14 +75,6 @@ class Selection:
     scores: list[float | None]
     rationale: str = ""
     model: str | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = None
-    latency_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 @dataclass
@@ -96,7 +94,7 @@ class Usage:
 
 
 @dataclass
-class FusionResult:
+class FusionResult(Metered):
     """The fusor's answer and exactly what it was sent."""
 
     text: str
@@ -105,14 +103,6 @@ class FusionResult:
     order: list[int]  # candidate indices in the order the fusor saw them
     raw_text: str = ""  # the full output before the final answer was extracted
     warnings: list[str] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = None
-    latency_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 @dataclass

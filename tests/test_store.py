@@ -18,6 +18,15 @@ from fusion_core.store import Base, Store, alembic_config
 from fusion_core.types import Candidate, FusionResult, GenParams, RunConfig, RunResult, Selection
 
 
+def metered(prompt_tokens, completion_tokens, cost, latency_s):
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "cost": cost,
+        "latency_s": latency_s,
+    }
+
+
 def make_run(
     prompt: str = "Write a haiku about databases",
     models: tuple[str, ...] = ("local/smollm2-135m", "openai/gpt-4o-mini"),
@@ -36,17 +45,17 @@ def make_run(
         language="en",
     )
     candidates = [
-        Candidate(0, models[0], "Rows in quiet rest", None, GenParams(0.8, None, 512, 0), 10, 7, 0.001, 0.5),
-        Candidate(1, models[0], "", "timeout after 120 s", GenParams(0.8, None, 512, 1), 0, 0, None, 120.0),
-        Candidate(2, models[-1], "Tables hum softly", None, GenParams(0.7, 0.9, 256, 2), 12, 9, 0.002, 1.25),
+        Candidate(0, models[0], "Rows in quiet rest", None, GenParams(0.8, None, 512, 0), **metered(10, 7, 0.001, 0.5)),
+        Candidate(1, models[0], "", "timeout after 120 s", GenParams(0.8, None, 512, 1), **metered(0, 0, None, 120.0)),
+        Candidate(2, models[-1], "Tables hum softly", None, GenParams(0.7, 0.9, 256, 2), **metered(12, 9, 0.002, 1.25)),
     ]
-    bon = Selection(2, "judge", [0.5, None, 0.9], "most vivid", "local/smollm2-135m", 30, 5, None, 2.0)
+    bon = Selection(2, "judge", [0.5, None, 0.9], "most vivid", "local/smollm2-135m", **metered(30, 5, None, 2.0))
     fusion = None
     if fused:
         messages = [{"role": "system", "content": "Fuse these."}, {"role": "user", "content": "A: ...\nB: ..."}]
         fusion = FusionResult(
             "Quiet tables hum", "local/smollm2-135m", messages, [2, 0], "<think>..</think>Quiet tables hum",
-            ["candidate 1 skipped"], 40, 12, 0.003, 3.5,
+            ["candidate 1 skipped"], **metered(40, 12, 0.003, 3.5),
         )  # fmt: skip
     timings = {"sampling": 120.1, "selection": 2.0, "fusion": 3.5, "total": 125.6}
     return RunResult(config, candidates, bon, None, fusion, None, timings, created_at=created_at)
