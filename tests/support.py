@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,3 +74,16 @@ def stop_app(process: subprocess.Popen) -> None:
 def launch_chromium(playwright):
     """Debian's Chromium, headless, with background networking off (never a downloaded browser)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+
+
+@contextmanager
+def running_app(folder: Path) -> Iterator[tuple[str, str]]:
+    """The app on a free port with its own SQLite database in `folder`; yields (base URL, database URL)."""
+    url = f"sqlite:///{folder / 'fusion.db'}"
+    port = free_port()
+    process = start_app(port, {"FUSION_DATABASE_URL": url, "FUSION_DATA_DIR": str(folder)})
+    try:
+        wait_healthy(port, process)
+        yield f"http://127.0.0.1:{port}", url
+    finally:
+        stop_app(process)

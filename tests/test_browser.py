@@ -5,7 +5,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from fusion_core.store import Store
 from fusion_core.types import Candidate, FusionResult, RunConfig, RunResult, Selection
-from tests.support import ROOT, free_port, launch_chromium, start_app, stop_app, wait_healthy
+from tests.support import ROOT, launch_chromium, running_app
 
 pytestmark = pytest.mark.integration
 SHOTS = ROOT / "artifacts"
@@ -18,15 +18,8 @@ EVIL = [
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("app")
-    url = f"sqlite:///{folder / 'fusion.db'}"
-    port = free_port()
-    process = start_app(port, {"FUSION_DATABASE_URL": url, "FUSION_DATA_DIR": str(folder)})
-    try:
-        wait_healthy(port, process)
-        yield f"http://127.0.0.1:{port}", url
-    finally:
-        stop_app(process)
+    with running_app(tmp_path_factory.mktemp("app")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

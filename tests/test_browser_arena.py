@@ -5,7 +5,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from fusion_core.store import Store
 from fusion_core.votes import VoteStore
-from tests.support import ROOT, free_port, launch_chromium, start_app, stop_app, wait_healthy
+from tests.support import ROOT, launch_chromium, running_app
 from tests.vote_data import make_run
 
 pytestmark = pytest.mark.integration
@@ -15,19 +15,13 @@ SHOTS = ROOT / "artifacts"
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     folder = tmp_path_factory.mktemp("arena")
-    url = f"sqlite:///{folder / 'fusion.db'}"
-    with Store(url) as store:
+    with Store(f"sqlite:///{folder / 'fusion.db'}") as store:
         runs = [make_run(f"Arena prompt {i}") for i in range(2)]
         for run in runs:
             store.save_run(run)
         VoteStore(store).build_queue(runs, queue="demo")
-    port = free_port()
-    process = start_app(port, {"FUSION_DATABASE_URL": url, "FUSION_DATA_DIR": str(folder)})
-    try:
-        wait_healthy(port, process)
-        yield f"http://127.0.0.1:{port}", url
-    finally:
-        stop_app(process)
+    with running_app(folder) as served:
+        yield served
 
 
 def test_a_vote_reveals_the_systems_and_next_shows_another_pair(app):
