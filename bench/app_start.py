@@ -20,7 +20,10 @@ HELLO = "\n".join(
     [
         "import streamlit as st",
         'st.title("Hello")',
-        'st.number_input("Max tokens per candidate", 16, 4096, 256)',
+        'single = "One model × N samples"',
+        'mode = st.segmented_control("Mode", [single, "Teacher pool"], default=single)',
+        'if mode == "Teacher pool":',
+        '    st.text_area("Teachers (one litellm model per line)")',
         'st.button("Run")',
     ]
 )
@@ -28,7 +31,7 @@ IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
 def measure(script: str, env: dict[str, str], browser) -> dict[str, float]:
-    """Seconds to health, to the first full render (the Run button), and for one widget rerun."""
+    """Seconds to health, to the first full render (the Run button), and for one rerun (switching the mode)."""
     port = free_port()
     started = time.perf_counter()
     process = start_app(port, env, script)
@@ -39,13 +42,9 @@ def measure(script: str, env: dict[str, str], browser) -> dict[str, float]:
         page.get_by_role("button", name="Run").wait_for(timeout=60_000)
         page.wait_for_selector(IDLE, timeout=60_000)
         first = time.perf_counter() - started
-        field = page.get_by_label("Max tokens per candidate")
         t = time.perf_counter()
-        field.fill("64")
-        field.press("Enter")
-        page.wait_for_selector(
-            "[data-testid='stApp'][data-test-script-state='running']", timeout=5_000, state="attached"
-        )
+        page.get_by_text("Teacher pool", exact=True).click()  # a rerun that changes the page
+        page.get_by_label("Teachers (one litellm model per line)").wait_for(timeout=60_000)
         page.wait_for_selector(IDLE, timeout=60_000)
         rerun = time.perf_counter() - t
         page.close()
