@@ -57,7 +57,10 @@ def measure(label: str, make_completer, model: str, critical_path: float) -> Non
         asyncio.run(sequential(cfg, make_completer()))
         base.append(time.perf_counter() - started)
     r_ours, r_base = statistics.median(ours) / critical_path, statistics.median(base) / critical_path
-    print(f"  {label:34} engine {r_ours:5.2f}×   sequential baseline {r_base:5.2f}×   (critical path {critical_path:.2f}s)")
+    print(
+        f"  {label:34} engine {r_ours:5.2f}×   sequential baseline {r_base:5.2f}×"
+        f"   (critical path {critical_path:.2f}s)"
+    )
 
 
 def main() -> None:
@@ -76,7 +79,7 @@ def main() -> None:
         # samplers get their own latency; judge calls 0.3 s, fusor 0.4 s
         base_complete = completer.complete
 
-        async def complete(model, messages, params):
+        async def complete(model, messages, params, on_delta=None):
             text = messages[-1]["content"]
             wait = 0.4 if "candidate responses" in text else 0.3 if "impartial judge" in text else next(delays, 0.3)
             await asyncio.sleep(wait)

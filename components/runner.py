@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -15,6 +16,8 @@ from fusion_core.errors import FusionError
 from fusion_core.types import Candidate, RunConfig, RunResult
 
 log = logging.getLogger(__name__)
+STREAM_EVERY_S = 0.25
+MARKDOWN_CHARS = set("\\`*_{}[]()<>#+-.!|~:$")
 
 
 def guarded(label: str, make: Callable[[], Coroutine[Any, Any, RunResult]]) -> RunResult | None:
@@ -30,11 +33,19 @@ def guarded(label: str, make: Callable[[], Coroutine[Any, Any, RunResult]]) -> R
 
 
 def run_live(config: RunConfig) -> RunResult | None:
-    """Run with a status box in which each candidate appears as it finishes."""
+    """Run with a status box in which each candidate streams in, then is marked done or failed."""
     planned = config.n * (len(config.models) if config.mode == "teachers" else 1)
     status = st.status(f"Sampling {planned} candidates…", expanded=True)
     lines = [status.empty() for _ in range(planned)]
     done: list[Candidate] = []
+    shown: dict[int, float] = {}
+
+    def streaming(index: int, text: str) -> None:
+        now = time.perf_counter()
+        if now - shown.get(index, 0.0) < STREAM_EVERY_S:  # throttle: a repaint per token is wasted work
+            return
+        shown[index] = now
+        lines[index].caption(f"⏳ candidate {index + 1}: {_tail(text)}")
 
     def arrived(candidate: Candidate) -> None:
         done.append(candidate)
@@ -49,10 +60,19 @@ def run_live(config: RunConfig) -> RunResult | None:
     cfg = services.settings()
     result = guarded(
         "Run failed",
-        lambda: engine.run(config, services.completer(), concurrency=cfg.concurrency, on_candidate=arrived),
+        lambda: engine.run(
+            config, services.completer(), concurrency=cfg.concurrency, on_candidate=arrived, on_delta=streaming
+        ),
     )
     status.update(label="Done" if result else "Failed", state="complete" if result else "error", expanded=False)
     return result
+
+
+def _tail(text: str, limit: int = 160) -> str:
+    """The end of a streaming answer on one line, with Markdown characters neutralized (it is shown as a caption)."""
+    flat = " ".join(text.split())
+    flat = flat if len(flat) <= limit else "…" + flat[-limit:]
+    return "".join("\\" + ch if ch in MARKDOWN_CHARS else ch for ch in flat)
 
 
 def save(result: RunResult) -> None:

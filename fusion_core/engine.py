@@ -39,6 +39,7 @@ async def run(
     *,
     concurrency: int = 8,
     on_candidate: Callable[[Candidate], None] | None = None,
+    on_delta: Callable[[int, str], None] | None = None,
     selector: SelectorConfig | None = None,
 ) -> RunResult:
     """Sample, then select and fuse on the same candidates; raises only if no candidate succeeded."""
@@ -46,7 +47,12 @@ async def run(
     options = preflight(config, completer, selector)
     started = time.perf_counter()
     candidates = await sample(
-        config.prompt, plan_samples(config), completer, concurrency=concurrency, on_candidate=on_candidate
+        config.prompt,
+        plan_samples(config),
+        completer,
+        concurrency=concurrency,
+        on_candidate=on_candidate,
+        on_delta=on_delta,
     )
     sampled = time.perf_counter()
     require_success(candidates)

@@ -18,7 +18,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,6 +38,7 @@ from .types import Completion, GenParams, Message
 log = logging.getLogger(__name__)
 
 LOCAL_PROVIDER = "local"
+OnDelta = Callable[[str], None]
 _import_lock = threading.Lock()
 _litellm: Any = None
 
@@ -45,8 +46,10 @@ _litellm: Any = None
 class Completer(Protocol):
     """What sampling, selection and fusion call; tests pass a fake with the same shape."""
 
-    async def complete(self, model: str, messages: Sequence[Message], params: GenParams) -> Completion:
-        """Run one chat completion, or raise a ModelError."""
+    async def complete(
+        self, model: str, messages: Sequence[Message], params: GenParams, on_delta: OnDelta | None = None
+    ) -> Completion:
+        """Run one chat completion, or raise a ModelError; `on_delta` receives the text so far as it streams."""
         ...
 
     def check_model(self, model: str) -> None:
@@ -107,20 +110,60 @@ def _embedded_handler(litellm: Any) -> Any:
 
     class EmbeddedLLM(litellm.CustomLLM):
         async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
-            options = dict(kwargs.get("optional_params") or {})
-            config: LocalModelConfig = options.pop("local_config")
-            # No prompt-cache reuse: a reused KV prefix changes the numerics, and the same seed must give
-            # the same answer (runs are meant to be reproducible).
-            request = {"messages": messages, "cache_prompt": False}
-            for key in ("temperature", "top_p", "max_tokens", "seed", "stop"):
-                if options.get(key) is not None:
-                    request[key] = options[key]
-            server = await asyncio.to_thread(load_embedded, config)
+            server, request = await _local_request(messages, kwargs)
             result = await asyncio.to_thread(server.chat, request)
             result["model"] = f"{LOCAL_PROVIDER}/{model}"
             return litellm.ModelResponse(**result)
 
+        async def astreaming(self, model: str, messages: list, *args: Any, **kwargs: Any) -> AsyncIterator[dict]:
+            server, request = await _local_request(messages, kwargs)
+            loop = asyncio.get_running_loop()
+            chunks: asyncio.Queue = asyncio.Queue()
+            end = object()
+            worker = asyncio.ensure_future(
+                asyncio.to_thread(
+                    server.chat_stream, request, lambda c: loop.call_soon_threadsafe(chunks.put_nowait, c)
+                )
+            )
+            worker.add_done_callback(lambda _: chunks.put_nowait(end))
+            while (chunk := await chunks.get()) is not end:
+                yield _generic_chunk(chunk)
+            await worker  # re-raises the server's error, if any
+
     return EmbeddedLLM()
+
+
+async def _local_request(messages: list, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The embedded server for this call's configuration, and the request to send it."""
+    options = dict(kwargs.get("optional_params") or {})
+    config: LocalModelConfig = options.pop("local_config")
+    # No prompt-cache reuse: a reused KV prefix changes the numerics, and the same seed must give
+    # the same answer (runs are meant to be reproducible).
+    request = {"messages": messages, "cache_prompt": False}
+    for key in ("temperature", "top_p", "max_tokens", "seed", "stop"):
+        if options.get(key) is not None:
+            request[key] = options[key]
+    return await asyncio.to_thread(load_embedded, config), request
+
+
+def _generic_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI-style stream chunk from llama.cpp as litellm's GenericStreamingChunk."""
+    choice = (chunk.get("choices") or [{}])[0]
+    timings = chunk.get("timings")
+    usage = None
+    if timings:
+        prompt, completion = timings.get("prompt_n", 0), timings.get("predicted_n", 0)
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    finish = choice.get("finish_reason")
+    text = (choice.get("delta") or {}).get("content") or ""
+    return {
+        "text": text,
+        "is_finished": finish is not None,
+        "finish_reason": finish or "",
+        "usage": usage,
+        "index": 0,
+        "tool_use": None,
+    }
 
 
 class LiteLLMCompleter:
@@ -163,8 +206,10 @@ class LiteLLMCompleter:
             return None
         return info.get("max_input_tokens") or info.get("max_tokens")
 
-    async def complete(self, model: str, messages: Sequence[Message], params: GenParams) -> Completion:
-        """One chat completion with our timeout and retry budget."""
+    async def complete(
+        self, model: str, messages: Sequence[Message], params: GenParams, on_delta: OnDelta | None = None
+    ) -> Completion:
+        """One chat completion with our timeout and retry budget; streamed when `on_delta` is given."""
         ref = ModelRef.parse(model)
         self.check_model(model)
         litellm = litellm_module()
@@ -188,7 +233,8 @@ class LiteLLMCompleter:
         for attempt in range(attempts):
             started = time.perf_counter()
             try:
-                response = await asyncio.wait_for(litellm.acompletion(**kwargs), self.settings.timeout_s)
+                call = _streamed(litellm, kwargs, on_delta) if on_delta else litellm.acompletion(**kwargs)
+                response = await asyncio.wait_for(call, self.settings.timeout_s)
                 return _completion(litellm, model, params, response, time.perf_counter() - started)
             except Exception as exc:
                 error = classify_error(exc, model, ref.api_base, self.settings.timeout_s)
@@ -198,6 +244,19 @@ class LiteLLMCompleter:
                 log.warning("%s: %s; retry %d/%d in %.1fs", model, error, attempt + 1, attempts - 1, delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+
+async def _streamed(litellm: Any, kwargs: dict[str, Any], on_delta: OnDelta) -> Any:
+    """Stream one call, reporting the text so far, and rebuild the whole response (with usage) at the end."""
+    stream = await litellm.acompletion(**kwargs, stream=True, stream_options={"include_usage": True})
+    chunks, text = [], ""
+    async for chunk in stream:
+        chunks.append(chunk)
+        delta = chunk.choices[0].delta.content if chunk.choices else None
+        if delta:
+            text += delta
+            on_delta(text)
+    return litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
 
 
 def _completion(litellm: Any, model: str, params: GenParams, response: Any, latency: float) -> Completion:

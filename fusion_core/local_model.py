@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .errors import ContextOverflowError, LocalModelMissingError, ModelError
@@ -52,15 +53,34 @@ class EmbeddedModel:
     def chat(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run one chat completion; blocks, safe to call from several threads at once."""
         result = self._server.handle_chat_completions(request)
-        error = result.get("error") if isinstance(result, dict) else None
-        if error:
-            message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
-            if isinstance(error, dict) and error.get("type") == "exceed_context_size_error":
-                raise ContextOverflowError(
-                    f"embedded model: {message}; use fewer or shorter candidates, or raise FUSION_LOCAL_CTX",
-                )
-            raise ModelError(f"embedded model: {message}")
+        _raise_for_error(result)
         return result
+
+    def chat_stream(self, request: dict[str, Any], on_chunk: Callable[[dict[str, Any]], None]) -> None:
+        """Run one chat completion, calling `on_chunk` with each OpenAI-style chunk; blocks."""
+        failure: list[dict[str, Any]] = []
+
+        def receive(chunk: Any) -> None:
+            if isinstance(chunk, dict) and chunk.get("error"):
+                failure.append(chunk)
+            else:
+                on_chunk(chunk)
+
+        result = self._server.handle_chat_completions({**request, "stream": True}, receive)
+        _raise_for_error(failure[0] if failure else result)
+
+
+def _raise_for_error(result: Any) -> None:
+    """Raise the ModelError a server answer carries, if any."""
+    error = result.get("error") if isinstance(result, dict) else None
+    if not error:
+        return
+    message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+    if isinstance(error, dict) and error.get("type") == "exceed_context_size_error":
+        raise ContextOverflowError(
+            f"embedded model: {message}; use fewer or shorter candidates, or raise FUSION_LOCAL_CTX",
+        )
+    raise ModelError(f"embedded model: {message}")
 
 
 def load_embedded(config: LocalModelConfig) -> EmbeddedModel:

@@ -79,8 +79,12 @@ async def sample(
     *,
     concurrency: int = 8,
     on_candidate: Callable[[Candidate], None] | None = None,
+    on_delta: Callable[[int, str], None] | None = None,
 ) -> list[Candidate]:
-    """Request every candidate concurrently; failures are kept as candidates with an error."""
+    """Request every candidate concurrently; failures are kept as candidates with an error.
+
+    `on_candidate` gets each candidate as it finishes; `on_delta` (index, text so far) makes the calls stream.
+    """
     gate = asyncio.Semaphore(max(1, concurrency))
     messages = prompt_messages(prompt)
 
@@ -88,7 +92,8 @@ async def sample(
         async with gate:
             started = time.perf_counter()
             try:
-                done = await completer.complete(spec.model, messages, spec.params)
+                stream = (lambda text: on_delta(index, text)) if on_delta else None
+                done = await completer.complete(spec.model, messages, spec.params, on_delta=stream)
             except FusionError as exc:
                 candidate = Candidate(index, spec.model, error=str(exc), params=spec.params)
                 candidate.latency_s = time.perf_counter() - started

@@ -56,8 +56,14 @@ class FakeCompleter:
         """The configured window, the same for every model."""
         return self.window
 
-    async def complete(self, model: str, messages: Sequence[Message], params: GenParams) -> Completion:
-        """Return the next queued reply, or the default one."""
+    async def complete(
+        self,
+        model: str,
+        messages: Sequence[Message],
+        params: GenParams,
+        on_delta: Callable[[str], None] | None = None,
+    ) -> Completion:
+        """Return the next queued reply, or the default one; with `on_delta`, stream it word by word."""
         call = Call(model, [dict(m) for m in messages], params, time.perf_counter())
         self.history.append(call)
         self.check_model(model)
@@ -71,6 +77,10 @@ class FakeCompleter:
         if isinstance(reply, BaseException):
             raise reply
         text = reply(model, messages, params) if callable(reply) else reply
+        if on_delta is not None:
+            words = text.split(" ")
+            for n in range(1, len(words) + 1):
+                on_delta(" ".join(words[:n]))
         return Completion(
             model=model,
             text=text,

@@ -95,3 +95,14 @@ def test_errors_never_carry_api_keys(monkeypatch):
 def test_asyncio_timeouts_classify_as_transient_timeouts():
     err = classify_error(TimeoutError(), "m", None, 3)
     assert isinstance(err, ModelTimeoutError) and err.transient
+
+
+def test_a_streamed_call_reports_text_as_it_arrives_and_returns_the_same_typed_completion(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key-123456")
+    streaming = completer(tmp_path, mock_response="Hello there, this streams in pieces.")
+    seen = []
+    done = asyncio.run(streaming.complete("openai/gpt-4o-mini", MSG, GenParams(max_tokens=20), on_delta=seen.append))
+    assert done.text == "Hello there, this streams in pieces."
+    assert len(seen) > 1 and seen[-1] == done.text
+    assert all(done.text.startswith(part) for part in seen)
+    assert done.prompt_tokens > 0 and done.completion_tokens > 0 and done.cost is not None

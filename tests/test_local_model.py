@@ -59,3 +59,15 @@ def test_a_prompt_larger_than_the_context_is_a_clear_error():
     messages = [{"role": "user", "content": "word " * 2000}]
     with pytest.raises(ContextOverflowError, match="exceeds the available context size"):
         asyncio.run(LiteLLMCompleter(small).complete(LOCAL, messages, GenParams(max_tokens=4)))
+
+
+def test_the_embedded_model_streams_the_same_answer_it_returns(completer):
+    messages = [{"role": "user", "content": "Name three fruits."}]
+    params = GenParams(temperature=0.8, max_tokens=16, seed=5)
+    seen = []
+    streamed = asyncio.run(completer.complete(LOCAL, messages, params, on_delta=seen.append))
+    whole = asyncio.run(completer.complete(LOCAL, messages, params))
+    assert len(seen) > 1 and seen[-1] == streamed.text
+    assert streamed.text == whole.text
+    assert streamed.completion_tokens == whole.completion_tokens > 0
+    assert streamed.prompt_tokens == whole.prompt_tokens > 0

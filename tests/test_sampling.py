@@ -93,3 +93,16 @@ def test_sampler_receives_the_prompt_and_the_recorded_parameters():
     asyncio.run(sample("What is 2+2?", plan_samples(config(n=2, max_tokens=33)), fake))
     assert fake.history[0].messages == [{"role": "user", "content": "What is 2+2?"}]
     assert {c.params.max_tokens for c in fake.history} == {33}
+
+
+def test_candidates_can_stream_their_text_as_it_arrives():
+    fake = FakeCompleter(default=lambda m, msgs, p: f"answer number {p.seed} in words")
+    deltas: dict[int, list[str]] = {}
+    candidates = asyncio.run(
+        sample("p", plan_samples(config(n=3)), fake, on_delta=lambda i, text: deltas.setdefault(i, []).append(text))
+    )
+    assert sorted(deltas) == [0, 1, 2]
+    for c in candidates:
+        assert len(deltas[c.index]) > 1
+        assert deltas[c.index][-1] == c.text
+        assert all(c.text.startswith(partial) for partial in deltas[c.index])
