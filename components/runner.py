@@ -13,6 +13,7 @@ import streamlit as st
 from components import services
 from fusion_core import engine
 from fusion_core.errors import FusionError
+from fusion_core.sampling import candidate_count
 from fusion_core.types import Candidate, RunConfig, RunResult
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def guarded(label: str, make: Callable[[], Coroutine[Any, Any, RunResult]]) -> R
 
 def run_live(config: RunConfig) -> RunResult | None:
     """Run with a status box in which each candidate streams in, then is marked done or failed."""
-    planned = config.n * (len(config.models) if config.mode == "teachers" else 1)
+    planned = candidate_count(config)
     status = st.status(f"Sampling {planned} candidates…", expanded=True)
     lines = [status.empty() for _ in range(planned)]
     done: list[Candidate] = []

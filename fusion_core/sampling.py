@@ -27,6 +27,13 @@ class SampleSpec:
     params: GenParams
 
 
+def candidate_count(config: RunConfig) -> int:
+    """How many candidates a configuration asks for: N, or k from each (non-blank) teacher."""
+    if config.mode == "teachers":
+        return config.n * len([m for m in config.models if m and m.strip()])
+    return config.n
+
+
 def validate_config(config: RunConfig) -> None:
     """Raise ConfigError for input no run could succeed with."""
     if not config.prompt or not config.prompt.strip():
@@ -40,7 +47,7 @@ def validate_config(config: RunConfig) -> None:
         raise ConfigError("test-time scaling samples one model; use mode 'teachers' for a pool")
     if not 1 <= config.n <= MAX_CANDIDATES:
         raise ConfigError(f"N must be between 1 and {MAX_CANDIDATES} (got {config.n})")
-    total = config.n * len(models) if config.mode == "teachers" else config.n
+    total = candidate_count(config)
     if total > MAX_CANDIDATES:
         raise ConfigError(f"{len(models)} teachers × {config.n} samples = {total} candidates; at most {MAX_CANDIDATES}")
     if config.temperature is not None and not 0.0 <= config.temperature <= 2.0:

@@ -106,3 +106,13 @@ def test_candidates_can_stream_their_text_as_it_arrives():
         assert len(deltas[c.index]) > 1
         assert deltas[c.index][-1] == c.text
         assert all(c.text.startswith(partial) for partial in deltas[c.index])
+
+
+def test_the_candidate_count_is_n_or_k_per_teacher():
+    from fusion_core.sampling import candidate_count
+
+    assert candidate_count(config(n=5)) == 5
+    assert candidate_count(config(mode="teachers", models=["a", " ", "b"], n=3)) == 6
+    assert candidate_count(config(mode="teachers", models=["a", "b"], n=3)) == len(
+        plan_samples(config(mode="teachers", models=["a", "b"], n=3))
+    )
