@@ -50,7 +50,9 @@ dates = st.date_input("Date range", (first, last), min_value=first, max_value=la
 
 view = table
 if chosen:
-    view = view[view["models"].apply(lambda ms: any(m in ms for m in chosen)) | view["fusor"].isin(chosen)]
+    wanted = set(chosen)
+    using = {r.run_id for r in rows if wanted & {*r.models, r.fusor_model}}  # exact names, not substrings
+    view = view[view["run"].isin(using)]
 if picked_languages:
     view = view[view["language"].isin(picked_languages)]
 if isinstance(dates, tuple) and len(dates) == 2:

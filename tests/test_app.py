@@ -127,12 +127,17 @@ def test_a_teacher_pool_with_a_failing_teacher_still_shows_the_run(env):
     assert store.count_runs() == 1
 
 
+def opened(store, run: RunResult) -> AppTest:
+    """The Playground opened on a stored run through its URL."""
+    at = app()
+    at.query_params["run"] = store.save_run(run)
+    at.run()
+    return at
+
+
 def test_a_run_reopens_from_its_url(env):
     fake, store = env
-    run_id = store.save_run(stored_run())
-    at = app()
-    at.query_params["run"] = run_id
-    at.run()
+    at = opened(store, stored_run())
     assert not at.exception
     assert "stored answer 1" in "\n".join(texts(at))
     assert fake.history == []
@@ -148,10 +153,7 @@ def test_an_unknown_run_id_in_the_url_is_a_clear_error(env):
 
 def test_reselect_and_refuse_with_an_edited_prompt_reuse_the_candidates(env):
     fake, store = env
-    run_id = store.save_run(stored_run())
-    at = app()
-    at.query_params["run"] = run_id
-    at.run()
+    at = opened(store, stored_run())
     at.selectbox(key="it_selector").set_value("oracle")
     at.text_area(key="it_reference").set_value("stored answer 2")
     button(at, "Re-select").click().run()
@@ -179,6 +181,17 @@ def test_history_lists_searches_and_filters_runs(env):
     assert len(at.dataframe[0].value) == 2
     at.text_input[0].set_value("bread").run()
     assert list(at.dataframe[0].value["prompt"]) == ["Another about bread"]
+
+
+def test_history_filters_by_exact_model_name(env):
+    _fake, store = env
+    store.save_run(stored_run(config=RunConfig(prompt="Small model", models=["x"], n=3)))
+    store.save_run(stored_run(config=RunConfig(prompt="Larger model", models=["x-large"], n=3)))
+    at = app("pages/history.py")
+    at.run()
+    at.multiselect[0].set_value(["x"]).run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["prompt"]) == ["Small model"]
 
 
 def test_history_with_no_runs_says_so(env):
