@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from . import cli_votes, engine
+from . import cli_batch, cli_votes, engine
 from .attribution import attribute
 from .errors import ConfigError, FusionError
 from .fusion import STRENGTHS
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--json", action="store_true", help="print segments and shares as one JSON object")
     shape.add_argument("--html", action="store_true", help="print a self-contained HTML page")
     cli_votes.register(sub)
+    cli_batch.register(sub)
     return parser
 
 
@@ -250,4 +251,5 @@ COMMANDS = {
     "fetch-model": cmd_fetch_model,
     "attribute": cmd_attribute,
     **cli_votes.COMMANDS,
+    **cli_batch.COMMANDS,
 }

@@ -54,13 +54,29 @@ async def run(
         on_candidate=on_candidate,
         on_delta=on_delta,
     )
-    sampled = time.perf_counter()
-    require_success(candidates)
-    result = RunResult(config=config, candidates=candidates, timings={"sampling": sampled - started})
-    await asyncio.gather(
-        _select_into(result, selector, completer), _fuse_into(result, options, completer, messages=None)
-    )
+    sampling_s = time.perf_counter() - started
+    result = await finish_run(config, candidates, completer, selector=selector, options=options, sampling_s=sampling_s)
     result.timings["total"] = time.perf_counter() - started
+    return result
+
+
+async def finish_run(
+    config: RunConfig,
+    candidates: list[Candidate],
+    completer: Completer,
+    *,
+    selector: SelectorConfig,
+    options: FusionOptions,
+    attribution: bool = True,
+    sampling_s: float = 0.0,
+) -> RunResult:
+    """Select and fuse concurrently on candidates already sampled; raises only if none of them succeeded."""
+    require_success(candidates)
+    result = RunResult(config=config, candidates=candidates, timings={"sampling": sampling_s})
+    await asyncio.gather(
+        _select_into(result, selector, completer),
+        _fuse_into(result, options, completer, messages=None, attribution=attribution),
+    )
     return result
 
 
@@ -74,7 +90,9 @@ async def _select_into(result: RunResult, selector: SelectorConfig, completer: C
     result.timings["selection"] = time.perf_counter() - started
 
 
-async def _fuse_into(result: RunResult, options: FusionOptions, completer: Completer, messages) -> None:
+async def _fuse_into(
+    result: RunResult, options: FusionOptions, completer: Completer, messages, attribution: bool = True
+) -> None:
     started = time.perf_counter()
     try:
         result.fusion = await fuse(
@@ -85,7 +103,7 @@ async def _fuse_into(result: RunResult, options: FusionOptions, completer: Compl
         result.fusion, result.fusion_error = None, str(exc)
     result.timings["fusion"] = time.perf_counter() - started
     result.attribution = None
-    if result.fusion is not None:
+    if result.fusion is not None and attribution:
         started = time.perf_counter()
         result.attribution = attribute_fusion(result.fusion.text, result.candidates)
         result.timings["attribution"] = time.perf_counter() - started

@@ -1,0 +1,284 @@
+"""`batch` and `experiments`: many prompts through the same pipeline, from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from .batch import BatchRunner, BatchSummary, Progress, open_experiment
+from .batch_config import BatchConfig
+from .batch_input import load_items
+from .errors import ConfigError
+from .experiments import ExperimentStore
+from .fusion import STRENGTHS
+from .llm import LiteLLMCompleter
+from .sampling import MAX_CANDIDATES
+from .selection import SELECTORS
+from .settings import Settings
+from .store import Store
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `batch` and `experiments` subcommands."""
+    batch = sub.add_parser(
+        "batch",
+        help="run fusion and Best-of-N over a file of prompts (resumable)",
+        description="Run every prompt of a JSONL/CSV file; re-run the same command to resume after a crash or "
+        "Ctrl-C. Other machines join with --experiment ID against the same FUSION_DATABASE_URL.",
+    )
+    batch.add_argument("--input", metavar="FILE", help=".jsonl or .csv with a prompt per line (id, language, "
+                       "reference, answer optional)")  # fmt: skip
+    batch.add_argument("--out", metavar="DIR", help="where results.jsonl, experiment.json and summary.json go")
+    batch.add_argument("--experiment", metavar="ID", help="join (or resume) a stored experiment instead")
+    batch.add_argument("--name", help="a name for the experiment (default: the input file's name)")
+    batch.add_argument("--model", help="sampling model (default: FUSION_MODEL or the embedded model)")
+    batch.add_argument("--n", type=int, default=4, help=f"samples per model, N_max when scaling (≤ {MAX_CANDIDATES})")
+    batch.add_argument("--teachers", help="comma-separated teacher pool (synthetic data); --n per teacher")
+    batch.add_argument("--fusor", help="fusor model (default: FUSION_FUSOR_MODEL)")
+    batch.add_argument("--selector", choices=SELECTORS, default="judge", help="Best-of-N selector (default judge)")
+    batch.add_argument("--judge", help="Best-of-N judge model (default: FUSION_JUDGE_MODEL)")
+    batch.add_argument("--reward-url", help="reward model endpoint for --selector reward")
+    batch.add_argument("--scaling", nargs="?", const="all", metavar="LIST",
+                       help="also evaluate on the first k samples: 'all' (1..N) or e.g. 1,2,4")  # fmt: skip
+    batch.add_argument("--eval-judge", metavar="MODEL", help="pairwise judge for win rates (default: --judge)")
+    batch.add_argument("--no-eval", action="store_true", help="skip the automated pairwise judging")
+    batch.add_argument("--baseline", metavar="MODEL", help="a fixed reference model every system is judged against")
+    batch.add_argument("--pairs", help="judged pairs, e.g. fusion:bon,fusion:baseline (default: see docs)")
+    batch.add_argument("--judge-prompt", metavar="FILE", help="the pairwise judge's template ({prompt} {first} "
+                       "{second})")  # fmt: skip
+    batch.add_argument("--temperature", type=float, default=0.8)
+    batch.add_argument("--top-p", type=float)
+    batch.add_argument("--max-tokens", type=int, default=512, help="per candidate")
+    batch.add_argument("--seed", type=int, default=0)
+    batch.add_argument("--strength", choices=list(STRENGTHS), default="balanced", help="fusion strength")
+    batch.add_argument("--instructions", default="", help="extra fusor instructions")
+    batch.add_argument("--fusor-max-tokens", type=int, default=1024)
+    batch.add_argument("--judge-max-tokens", type=int, default=256)
+    batch.add_argument("--concurrency", type=int, default=4, help="prompts in flight (default 4)")
+    batch.add_argument("--limit", type=int, help="process at most this many prompts in this run")
+    batch.add_argument("--no-retry-failed", action="store_true", help="do not retry prompts that failed before")
+    batch.add_argument("--no-wait", action="store_true", help="exit when only other workers' prompts are left")
+    batch.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    experiments = sub.add_parser("experiments", help="list stored batch experiments")
+    experiments.add_argument("--json", action="store_true")
+
+
+def config_from_args(args: argparse.Namespace, settings: Settings) -> BatchConfig:
+    """The batch configuration the options ask for."""
+    teachers = [t.strip() for t in (args.teachers or "").split(",") if t.strip()]
+    judge = args.judge or settings.judge_model
+    config = BatchConfig(
+        models=teachers or [args.model or settings.default_model],
+        mode="teachers" if teachers else "samples",
+        n=args.n,
+        fusor_model=args.fusor or settings.fusor_model,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_tokens=args.max_tokens,
+        seed=args.seed,
+        fusion={
+            "strength": args.strength,
+            "instructions": args.instructions,
+            "max_tokens": args.fusor_max_tokens,
+            "seed": args.seed,
+        },
+        selector=args.selector,
+        judge_model=judge,
+        reward_url=args.reward_url,
+        eval_judge_model=None if args.no_eval else (args.eval_judge or judge),
+        judge_prompt=_read_text(args.judge_prompt) if args.judge_prompt else None,
+        judge_max_tokens=args.judge_max_tokens,
+        baseline_model=args.baseline,
+        pairs=[_pair(p) for p in (args.pairs or "").split(",") if p.strip()],
+        name=args.name or (Path(args.input).stem if args.input else "batch"),
+        concurrency=args.concurrency,
+        call_concurrency=settings.concurrency,
+    )
+    config.scaling = _scaling(args.scaling, config.n_max)
+    return config
+
+
+def _scaling(value: str | None, n_max: int) -> list[int]:
+    if value is None:
+        return []
+    if value == "all":
+        return list(range(1, n_max + 1))
+    try:
+        return sorted({int(v) for v in value.split(",") if v.strip()})
+    except ValueError:
+        raise ConfigError(f"--scaling takes 'all' or numbers like 1,2,4, not {value!r}") from None
+
+
+def _pair(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(":")]
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"a pair is written a:b, e.g. fusion:bon, not {text!r}")
+    return parts
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; pass a UTF-8 text file") from None
+
+
+def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
+    """`batch`: create or resume an experiment and process its prompts."""
+    if not args.input and not args.experiment:
+        raise ConfigError("pass --input FILE (a new or resumed batch) or --experiment ID (join a stored one)")
+    if args.input and not args.out and not args.experiment:
+        raise ConfigError("pass --out DIR: results.jsonl and experiment.json are written there")
+    if args.concurrency < 1 or (args.limit is not None and args.limit < 1):
+        raise ConfigError("--concurrency and --limit must be at least 1")
+    loaded = load_items(args.input) if args.input else None
+    if loaded is not None:
+        for problem in loaded.problems:
+            print(f"{loaded.path}: {problem}", file=sys.stderr)
+        if loaded.skipped:
+            print(f"{len(loaded.skipped)} lines skipped; {len(loaded.items)} prompts read", file=sys.stderr)
+    config = config_from_args(args, settings)
+    out_dir = Path(args.out) if args.out else None
+    completer = LiteLLMCompleter(settings)
+    with Store(settings.database_url) as store:
+        experiments = ExperimentStore(store)
+        experiment_id, config, notes = open_experiment(
+            experiments, config, loaded=loaded, out_dir=out_dir, experiment_id=args.experiment
+        )
+        for note in notes:
+            print(note, file=sys.stderr)
+        _check_models(config, completer)
+        if not args.no_retry_failed and (retried := experiments.retry_failed(experiment_id)):
+            print(f"retrying {retried} prompts that failed before", file=sys.stderr)
+        bar = ProgressLine(sys.stderr)
+        runner = BatchRunner(
+            experiments, experiment_id, config, completer, store=store, out_dir=out_dir, on_progress=bar,
+            wait_for_others=not args.no_wait, limit=args.limit,
+        )  # fmt: skip
+        summary = asyncio.run(runner.run())
+        bar.close()
+    print(json.dumps(summary.to_dict(), ensure_ascii=False) if args.json else summary_text(summary))
+    if summary.interrupted:
+        return 130
+    return 0 if not summary.progress.failed else 1
+
+
+def _check_models(config: BatchConfig, completer: LiteLLMCompleter) -> None:
+    """Fail before any call when a model is unknown or lacks its key."""
+    models = {config.fusor_model, *config.models}
+    if config.selector in ("judge", "pairwise"):
+        models.add(config.judge_model)
+    models |= {m for m in (config.eval_judge_model, config.baseline_model) if m}
+    for model in sorted(models):
+        completer.check_model(model)
+
+
+class ProgressLine:
+    """A one-line progress bar on a terminal; one line per finished prompt otherwise."""
+
+    def __init__(self, stream: TextIO, width: int = 28) -> None:
+        self.stream, self.width = stream, width
+        self.tty = stream.isatty()
+        self._last_finished = -1
+        self._drawn = False
+
+    def __call__(self, p: Progress) -> None:
+        if not self.tty and p.finished == self._last_finished:
+            return
+        self._last_finished = p.finished
+        line = progress_text(p, self.width)
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line)
+            self._drawn = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the bar's line."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def progress_text(p: Progress, width: int = 28) -> str:
+    """`[#####.....] 12/55 prompts · 1 failed · 3 running · 12,345 tokens · $0.0123 · 1m02s, ~3m left`."""
+    share = p.finished / p.total if p.total else 1.0
+    filled = round(share * width)
+    parts = [f"[{'#' * filled}{'.' * (width - filled)}] {p.finished}/{p.total} prompts"]
+    if p.failed:
+        parts.append(f"{p.failed} failed")
+    if p.in_flight:
+        parts.append(f"{p.in_flight} running")
+    parts.append(f"{p.prompt_tokens + p.completion_tokens:,} tokens")
+    if p.cost is not None:
+        parts.append(f"${p.cost:.4f}")
+    timing = _duration(p.elapsed_s)
+    if p.processed and p.finished < p.total:
+        left = p.elapsed_s / p.processed * (p.total - p.finished)
+        timing += f", ~{_duration(left)} left"
+    parts.append(timing)
+    return " · ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def summary_text(summary: BatchSummary) -> str:
+    """What the batch did, its totals and a failure summary."""
+    p = summary.progress
+    cost = f"${p.cost:.4f}" if p.cost is not None else "cost unknown"
+    lines = [
+        f"experiment {summary.experiment_id}: {p.finished}/{p.total} prompts finished "
+        f"({p.done} done and {p.failed} failed in this run, {p.already} before)",
+        f"tokens {p.prompt_tokens:,} in + {p.completion_tokens:,} out · {cost} · {_duration(p.elapsed_s)}",
+    ]
+    if summary.out_dir:
+        lines.append(f"results: {Path(summary.out_dir) / 'results.jsonl'}")
+    if summary.failures:
+        lines.append("failures:")
+        for error, ids in sorted(summary.failures.items(), key=lambda kv: -len(kv[1])):
+            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            lines.append(f"  {len(ids)} × {error}  ({shown})")
+    if summary.interrupted:
+        lines.append(f"interrupted with {summary.left} prompts left: run the same command again to resume")
+    elif summary.left:
+        lines.append(f"{summary.left} prompts are still held by other workers or left by --limit")
+    return "\n".join(lines)
+
+
+def cmd_experiments(args: argparse.Namespace, settings: Settings) -> int:
+    """`experiments`: the stored experiments, newest first."""
+    with Store(settings.database_url) as store:
+        found = ExperimentStore(store).list()
+    if args.json:
+        print(json.dumps([_experiment_json(e) for e in found], ensure_ascii=False, default=str))
+        return 0
+    if not found:
+        print("no experiments yet: run `python -m fusion_core batch --input FILE --out DIR`")
+    for e in found:
+        counts = e.counts
+        print(f"{e.id}  {e.created_at:%Y-%m-%d %H:%M}  {e.name[:30]:30}  {counts.get('done', 0)} done, "
+              f"{counts.get('failed', 0)} failed, {e.n_items} prompts")  # fmt: skip
+    return 0
+
+
+def _experiment_json(e) -> dict[str, Any]:
+    return {"id": e.id, "name": e.name, "created_at": e.created_at.isoformat(), "n_items": e.n_items,
+            "counts": e.counts, "config": e.config}  # fmt: skip
+
+
+COMMANDS = {"batch": cmd_batch, "experiments": cmd_experiments}
