@@ -43,6 +43,7 @@ class Settings:
     concurrency: int = 8
     local: LocalModelConfig = field(default_factory=lambda: LocalModelConfig(DEFAULT_GGUF))
     admin_password: str | None = field(default=None, repr=False)  # gates spending and changing pages; never shown
+    router_config: Path | None = None  # a litellm Router config (YAML/JSON): model groups over several endpoints
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -50,6 +51,7 @@ class Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("FUSION_DATA_DIR", PROJECT_ROOT / "data"))
         default_model = env.get("FUSION_MODEL", LOCAL_MODEL)
+        router_config = env.get("FUSION_ROUTER_CONFIG", "").strip()
         return cls(
             data_dir=data_dir,
             database_url=env.get("FUSION_DATABASE_URL", f"sqlite:///{data_dir / 'fusion.db'}"),
@@ -66,6 +68,7 @@ class Settings:
                 n_threads=_number(env, "FUSION_LOCAL_THREADS", 0, int),
             ),
             admin_password=env.get("FUSION_ADMIN_PASSWORD") or None,
+            router_config=Path(router_config).expanduser() if router_config else None,
         )
 
 
