@@ -201,13 +201,12 @@ class BatchRunner:
             await asyncio.gather(*(self._work(started) for _ in range(self.config.concurrency)))
         except asyncio.CancelledError:
             interrupted = True
-            log.warning("interrupted: giving %d unfinished prompts back", len(self._in_flight))
         finally:
             beat.cancel()
             self._db.shutdown(wait=True)  # a claim still running in a thread commits before the release below
             released = self.experiments.release(self.experiment_id, self.worker, None)
             if released:
-                log.info("released %d prompts for the next run", released)
+                log.info("gave %d unfinished prompts back for the next run", released)
         if self.out_dir is not None:
             self.write_results(("done", "failed"))
         final = self.experiments.get(self.experiment_id)

@@ -1,0 +1,143 @@
+"""The `batch` and `experiments` commands: in-process with the fake completer; one real embedded-model run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fusion_core import cli, cli_batch
+from fusion_core.batch import RESULTS, read_results
+from fusion_core.testing import FakeCompleter
+from tests.test_batch import reply
+from tests.test_cli import ROOT
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    completer = FakeCompleter(default=reply)
+    monkeypatch.setattr(cli_batch, "LiteLLMCompleter", lambda settings: completer)
+    return completer
+
+
+def write_lines(tmp_path, lines, name="in.jsonl"):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+BASE = ["--model", "m", "--fusor", "fusor", "--judge", "judge", "--selector", "mbr", "--n", "2"]
+
+
+def test_bad_lines_are_reported_with_line_numbers_and_the_rest_runs(tmp_path, fake, capsys):
+    lines = ['{"id": "a", "prompt": "pa x"}', "{oops", '{"id": "b"}', '{"id": "c", "prompt": "pc"}']
+    path = write_lines(tmp_path, lines)
+    code = cli.main(["batch", "--input", str(path), "--out", str(tmp_path / "out"), *BASE])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "line 2: not valid JSON" in err and "line 3: no 'prompt'" in err
+    assert "2 lines skipped; 2 prompts read" in err
+    assert "2/2 prompts finished" in out
+    assert [r["id"] for r in read_results(tmp_path / "out" / RESULTS)] == ["a", "c"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "args", "message"),
+    [
+        (["  "], [], "is empty"),
+        (['{"prompt": "p"}'], ["--n", "0"], "1 to 16 candidates"),
+        (['{"prompt": "p"}'], ["--scaling", "1,x"], "--scaling takes"),
+        (['{"prompt": "p"}'], ["--pairs", "fusion"], "a pair is written a:b"),
+        (['{"prompt": "p"}'], ["--pairs", "fusion:baseline"], "pass a baseline model"),
+        (['{"prompt": "p"}'], ["--concurrency", "0"], "at least 1"),
+    ],
+)
+def test_bad_options_and_files_are_one_line_errors(tmp_path, fake, capsys, lines, args, message):
+    path = write_lines(tmp_path, lines)
+    code = cli.main(["batch", "--input", str(path), "--out", str(tmp_path / "out"), *BASE, *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_out_dir_or_input_is_explained(tmp_path, fake, capsys):
+    assert cli.main(["batch", *BASE]) == 2
+    assert "pass --input FILE" in capsys.readouterr().err
+    assert cli.main(["batch", "--input", "x.jsonl", *BASE]) == 2
+    assert "pass --out DIR" in capsys.readouterr().err
+
+
+def test_failures_are_summarized_and_the_exit_code_says_so(tmp_path, fake, capsys):
+    path = write_lines(tmp_path, ['{"id": "ok", "prompt": "fine"}', '{"id": "bad", "prompt": "FAIL me"}'])
+    code = cli.main(["batch", "--input", str(path), "--out", str(tmp_path / "out"), *BASE])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "1 done and 1 failed" in out and "failures:" in out
+    assert "1 × " in out and "cannot reach m" in out and "(bad)" in out
+
+
+def test_resume_with_other_settings_is_a_clear_error_and_experiments_lists_it(tmp_path, fake, capsys):
+    path = write_lines(tmp_path, ['{"id": "a", "prompt": "pa"}'])
+    out_dir = str(tmp_path / "out")
+    assert cli.main(["batch", "--input", str(path), "--out", out_dir, *BASE, "--json", "--no-eval"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["progress"]["done"] == 1
+    assert cli.main(["batch", "--input", str(path), "--out", out_dir, *BASE, "--no-eval", "--n", "3"]) == 2
+    assert "different settings (n)" in capsys.readouterr().err
+    assert cli.main(["experiments", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["id"] == summary["experiment_id"] and listed["counts"]["done"] == 1
+
+
+def test_another_worker_joins_by_experiment_id(tmp_path, fake, capsys):
+    path = write_lines(tmp_path, [json.dumps({"id": f"p{i}", "prompt": f"p{i}"}) for i in range(4)])
+    assert cli.main(["batch", "--input", str(path), "--out", str(tmp_path / "a"), *BASE, "--limit", "1", "--json"]) == 0
+    experiment_id = json.loads(capsys.readouterr().out)["experiment_id"]
+    assert cli.main(["batch", "--experiment", experiment_id, "--out", str(tmp_path / "b"), "--json"]) == 0
+    joined = json.loads(capsys.readouterr().out)
+    assert joined["progress"]["already"] == 1 and joined["progress"]["done"] == 3
+    assert len(read_results(tmp_path / "b" / RESULTS)) == 4
+
+
+def test_progress_text():
+    from fusion_core.batch import Progress
+
+    line = cli_batch.progress_text(Progress(total=10, done=3, failed=1, already=2, elapsed_s=60, prompt_tokens=900))
+    assert line.startswith("[" + "#" * 17) and "6/10 prompts" in line and "1 failed" in line
+    assert "900 tokens" in line and "1m00s, ~1m00s left" in line
+
+
+def test_a_batch_on_the_embedded_model_is_interrupted_and_resumed(tmp_path):
+    """The real thing: the CLI on the embedded model, Ctrl-C after the first prompt, then the same command again."""
+    rows = [{"id": f"q{i}", "prompt": p, "language": "en"} for i, p in enumerate(["Name a colour.", "Say hello."])]
+    path = write_lines(tmp_path, [json.dumps(r) for r in rows])
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "fusion_core", "batch", "--input", str(path), "--out", str(out), "--n", "2",
+               "--scaling", "--max-tokens", "12", "--fusor-max-tokens", "12", "--judge-max-tokens", "8",
+               "--selector", "mbr", "--concurrency", "1", "--pairs", "fusion:bon,fusion@1:sample"]  # fmt: skip
+    env = {**os.environ, "FUSION_DATA_DIR": str(tmp_path), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not read_results(out / RESULTS) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.send_signal(signal.SIGINT)
+    stdout, stderr = first.communicate(timeout=60)
+    assert "Traceback" not in stderr, stderr
+    if first.returncode == 130:  # stopped before the second prompt finished
+        assert "run the same command again to resume" in stdout
+    else:
+        assert first.returncode == 0, stderr
+    before = {r["id"] for r in read_results(out / RESULTS)}
+    assert "q0" in before
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert second.returncode == 0, second.stderr
+    records = read_results(out / RESULTS)
+    assert [r["id"] for r in records] == ["q0", "q1"]
+    for record in records:
+        assert record["status"] == "done" and record["fusion"]["text"].strip()
+        assert [e["n"] for e in record["scaling"]] == [1, 2]
+        assert record["judgements"], "the pairwise judge ran"
+    if first.returncode == 130:
+        assert "1 of 2 prompts finished" in second.stderr
