@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from . import cli_batch, cli_votes, engine
+from . import cli_batch, cli_export, cli_votes, engine
 from .attribution import attribute
 from .errors import ConfigError, FusionError
 from .fusion import STRENGTHS
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--html", action="store_true", help="print a self-contained HTML page")
     cli_votes.register(sub)
     cli_batch.register(sub)
+    cli_export.register(sub)
     return parser
 
 
@@ -252,4 +253,5 @@ COMMANDS = {
     "attribute": cmd_attribute,
     **cli_votes.COMMANDS,
     **cli_batch.COMMANDS,
+    **cli_export.COMMANDS,
 }

@@ -54,6 +54,11 @@ FRAME_COLUMNS = [
     "vote_id", "comparison_id", "run_id", "created_at", "voter_id", "voter_name", "system_a", "system_b",
     "left_output", "left_system", "right_system", "winner", "winner_system", "language", "task", "queue",
 ]  # fmt: skip
+COMPARISON_COUNTS = ("n_votes", "votes_a", "votes_b", "ties", "bad")
+COMPARISON_COLUMNS = [
+    "comparison_id", "queue", "position", "created_at", "run_id", "language", "task", "prompt",
+    "system_a", "system_b", "output_a", "output_b", *COMPARISON_COUNTS,
+]  # fmt: skip
 
 
 class VoteStore:
@@ -231,6 +236,41 @@ class VoteStore:
         frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
         text = [name for name in FRAME_COLUMNS if name not in ("vote_id", "created_at")]
         return frame.astype(dict.fromkeys(text, "str"))  # missing values (no run, language, task, name) stay NaN
+
+    def comparisons_frame(self, queue: str | None = None) -> pd.DataFrame:
+        """One row per comparison, in queue order, with both texts and its votes per outcome (no voter ids or names).
+
+        votes_a and votes_b count the votes for system_a and system_b; ties and bad count "tie" and "bad" votes.
+        """
+        c, v = ComparisonRow, VoteRow
+
+        def tally(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+            return sa.func.sum(sa.case((condition, 1), else_=0))
+
+        counts = (
+            sa.select(
+                v.comparison_id, sa.func.count().label("n_votes"),
+                tally(v.winner_system == c.system_a).label("votes_a"),
+                tally(v.winner_system == c.system_b).label("votes_b"),
+                tally(v.winner == "tie").label("ties"), tally(v.winner == "bad").label("bad"),
+            )
+            .join(c, c.id == v.comparison_id)
+            .group_by(v.comparison_id)
+            .subquery()
+        )  # fmt: skip
+        numbers = [sa.func.coalesce(counts.c[name], 0).label(name) for name in COMPARISON_COUNTS]
+        query = sa.select(
+            c.id.label("comparison_id"), c.queue, c.position, c.created_at, c.run_id, c.language, c.task, c.prompt,
+            c.system_a, c.system_b, c.output_a, c.output_b, *numbers,
+        ).outerjoin(counts, counts.c.comparison_id == c.id).order_by(c.queue, c.position)  # fmt: skip
+        if queue is not None:
+            query = query.where(c.queue == queue)
+        rows = self._transactions.run("read comparisons", lambda conn: conn.execute(query).all())
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=COMPARISON_COLUMNS)
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        numeric = dict.fromkeys(("position", *COMPARISON_COUNTS), "int64")
+        text = {name: "str" for name in COMPARISON_COLUMNS if name not in numeric and name != "created_at"}
+        return frame.astype({**numeric, **text})
 
     def count_votes(self, queue: str | None = None) -> int:
         """How many votes are stored (in one queue, or in all)."""
