@@ -93,11 +93,13 @@ def open_experiment(
     loaded: LoadedInput | None = None,
     out_dir: Path | None = None,
     experiment_id: str | None = None,
+    environment: dict[str, Any] | None = None,
 ) -> tuple[str, BatchConfig, list[str]]:
     """Create the experiment, or find the one to resume; return its id, its configuration and notes for the user.
 
     With `experiment_id`, join that experiment (another worker, or a page) with its stored configuration.
     Otherwise OUT/experiment.json, if present, names the experiment to resume; its configuration must match.
+    `environment` (e.g. the router's endpoints, never keys) is recorded in experiment.json for reference.
     """
     notes: list[str] = []
     manifest = _read_manifest(out_dir) if out_dir else None
@@ -133,7 +135,8 @@ def open_experiment(
         )
         notes.append(f"created experiment {experiment_id} with {len(loaded.items)} prompts")
     if out_dir is not None:
-        _write_manifest(out_dir, experiment_id, config, experiments.get(experiment_id), experiments.store.masked_url)
+        found = experiments.get(experiment_id)
+        _write_manifest(out_dir, experiment_id, config, found, experiments.store.masked_url, environment or {})
     return experiment_id, config, notes
 
 
@@ -360,7 +363,9 @@ def _read_manifest(out_dir: Path) -> dict[str, Any] | None:
     return data
 
 
-def _write_manifest(out_dir: Path, experiment_id: str, config: BatchConfig, experiment, database: str) -> None:
+def _write_manifest(
+    out_dir: Path, experiment_id: str, config: BatchConfig, experiment, database: str, environment: dict[str, Any]
+) -> None:
     manifest = {
         "experiment_id": experiment_id,
         "name": experiment.name,
@@ -369,5 +374,6 @@ def _write_manifest(out_dir: Path, experiment_id: str, config: BatchConfig, expe
         "input": experiment.input_path,
         "input_sha256": experiment.input_sha256,
         "database": database,
+        **environment,
     }
     _atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))

@@ -148,8 +148,9 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
     with Store(settings.database_url) as store:
         experiments = ExperimentStore(store)
         experiment_id, config, notes = open_experiment(
-            experiments, config, loaded=loaded, out_dir=out_dir, experiment_id=args.experiment
-        )
+            experiments, config, loaded=loaded, out_dir=out_dir, experiment_id=args.experiment,
+            environment={"router": completer.router_config.describe().as_dict()} if completer.router_config else None,
+        )  # fmt: skip
         for note in notes:
             print(note, file=sys.stderr)
         _check_models(config, completer)
