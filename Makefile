@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test bench setup model lint format clean
+.PHONY: run test bench experiment setup model lint format clean
 
 run: setup
 	$(BIN)/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
@@ -21,6 +21,15 @@ test: setup $(VENV)/.stamp-dev $(CHROMIUM)
 
 bench: setup $(VENV)/.stamp-dev $(CHROMIUM)
 	$(BIN)/python -m bench
+
+# The shipped multilingual prompts on the embedded model, with N-scaling and judge win rates.
+# Resumable: Ctrl-C, then `make experiment` again. LIMIT=5 for a quick look; SET=math or translation.
+SET    ?= multilingual
+LIMIT  ?=
+experiment: setup
+	$(BIN)/python -m fusion_core batch --input data/experiments/$(SET).jsonl --out data/runs/$(SET) \
+		--n 4 --scaling --selector mbr --max-tokens 128 --fusor-max-tokens 160 --judge-max-tokens 64 \
+		--concurrency 2 $(if $(LIMIT),--limit $(LIMIT))
 
 setup: $(VENV)/.stamp-req $(MODEL)
 
