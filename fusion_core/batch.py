@@ -307,10 +307,17 @@ class BatchRunner:
             self.on_progress(self.progress)
 
     def write_results(self, statuses: tuple[str, ...]) -> None:
-        """Rewrite OUT/results.jsonl from the database: one line per finished prompt, in input order."""
-        records = self.experiments.results(self.experiment_id, statuses)
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        _atomic_write(self.out_dir / RESULTS, text)
+        """Rewrite OUT/results.jsonl from the database."""
+        write_results(self.experiments, self.experiment_id, self.out_dir, statuses)
+
+
+def write_results(
+    experiments: ExperimentStore, experiment_id: str, out_dir: Path, statuses: tuple[str, ...] = ("done", "failed")
+) -> int:
+    """Rewrite OUT/results.jsonl from the database: one line per finished prompt, in input order; return the count."""
+    records = experiments.results(experiment_id, statuses)
+    _atomic_write(out_dir / RESULTS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return len(records)
 
 
 def failure_record(item: BatchItem, error: str) -> dict[str, Any]:

@@ -9,13 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .batch import BatchRunner, BatchSummary, Progress, open_experiment
+from .batch import BatchRunner, BatchSummary, Progress, open_experiment, write_results
 from .batch_config import BatchConfig
 from .batch_input import load_items
 from .errors import ConfigError
 from .experiments import ExperimentStore
 from .fusion import STRENGTHS
 from .llm import LiteLLMCompleter
+from .rejudge import rejudge
+from .router import load_router_config
 from .sampling import MAX_CANDIDATES
 from .selection import SELECTORS
 from .settings import Settings
@@ -63,6 +65,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     batch.add_argument("--no-retry-failed", action="store_true", help="do not retry prompts that failed before")
     batch.add_argument("--no-wait", action="store_true", help="exit when only other workers' prompts are left")
     batch.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+    judge = sub.add_parser("judge", help="judge a finished experiment again: another judge model, prompt or pairs")
+    judge.add_argument("--experiment", required=True, metavar="ID")
+    judge.add_argument("--eval-judge", metavar="MODEL", help="the pairwise judge (default: the experiment's)")
+    judge.add_argument("--judge-prompt", metavar="FILE", help="a new judge template ({prompt} {first} {second})")
+    judge.add_argument("--pairs", help="judged pairs, e.g. fusion:bon,fusion:oracle (default: the experiment's)")
+    judge.add_argument("--out", metavar="DIR", help="rewrite DIR/results.jsonl afterwards")
+    judge.add_argument("--concurrency", type=int, default=4, help="prompts judged at once")
 
     experiments = sub.add_parser("experiments", help="list stored batch experiments")
     experiments.add_argument("--json", action="store_true")
@@ -149,7 +159,7 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
         experiments = ExperimentStore(store)
         experiment_id, config, notes = open_experiment(
             experiments, config, loaded=loaded, out_dir=out_dir, experiment_id=args.experiment,
-            environment={"router": completer.router_config.describe().as_dict()} if completer.router_config else None,
+            environment=_environment(settings),
         )  # fmt: skip
         for note in notes:
             print(note, file=sys.stderr)
@@ -167,6 +177,13 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
     if summary.interrupted:
         return 130
     return 0 if not summary.progress.failed else 1
+
+
+def _environment(settings: Settings) -> dict[str, Any] | None:
+    """What experiment.json records about where the models ran: the router's groups and endpoints, never keys."""
+    if settings.router_config is None:
+        return None
+    return {"router": load_router_config(settings.router_config).describe().as_dict()}
 
 
 def _check_models(config: BatchConfig, completer: LiteLLMCompleter) -> None:
@@ -261,6 +278,30 @@ def summary_text(summary: BatchSummary) -> str:
     return "\n".join(lines)
 
 
+def cmd_judge(args: argparse.Namespace, settings: Settings) -> int:
+    """`judge`: replace an experiment's pairwise verdicts."""
+    if args.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    pairs = [_pair(p) for p in args.pairs.split(",") if p.strip()] if args.pairs else None
+    prompt = _read_text(args.judge_prompt) if args.judge_prompt else None
+    completer = LiteLLMCompleter(settings)
+    with Store(settings.database_url) as store:
+        experiments = ExperimentStore(store)
+
+        def report(done: int, total: int) -> None:
+            print(f"judged {done}/{total} prompts", file=sys.stderr)
+
+        config = asyncio.run(
+            rejudge(experiments, args.experiment, completer, judge_model=args.eval_judge, judge_prompt=prompt,
+                    pairs=pairs, concurrency=args.concurrency, on_item=report)
+        )  # fmt: skip
+        if args.out:
+            written = write_results(experiments, args.experiment, Path(args.out))
+            print(f"rewrote {Path(args.out) / 'results.jsonl'} ({written} prompts)", file=sys.stderr)
+    print(f"experiment {args.experiment} judged again by {config.eval_judge_model}: {len(config.judged_pairs())} pairs")
+    return 0
+
+
 def cmd_experiments(args: argparse.Namespace, settings: Settings) -> int:
     """`experiments`: the stored experiments, newest first."""
     with Store(settings.database_url) as store:
@@ -282,4 +323,4 @@ def _experiment_json(e) -> dict[str, Any]:
             "counts": e.counts, "config": e.config}  # fmt: skip
 
 
-COMMANDS = {"batch": cmd_batch, "experiments": cmd_experiments}
+COMMANDS = {"batch": cmd_batch, "judge": cmd_judge, "experiments": cmd_experiments}

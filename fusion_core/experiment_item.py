@@ -47,8 +47,7 @@ async def process_item(item: BatchItem, config: BatchConfig, completer: Complete
     finally:
         baseline.cancel()
     record = _record(item, main, prefixes, base, config)
-    await _judge(item, config, completer, record)
-    record["usage"] = _usage(record)
+    await judge_record(record, config, completer)
     record["time_s"] = round(time.perf_counter() - started, 3)
     return record, main
 
@@ -164,9 +163,15 @@ def _best_prefix(scores: list[dict | None]) -> float | None:
     return max(values) if values else None
 
 
-async def _judge(item: BatchItem, config: BatchConfig, completer: Completer, record: dict[str, Any]) -> None:
-    if not config.eval_judge_model:
-        return
+async def judge_record(record: dict[str, Any], config: BatchConfig, completer: Completer) -> None:
+    """Judge the record's outputs pairwise in both orders (replacing earlier verdicts); update its usage."""
+    record.pop("judgements", None)
+    if config.eval_judge_model:
+        record["judgements"] = await _judgements(record, config, completer)
+    record["usage"] = _usage(record)
+
+
+async def _judgements(record: dict[str, Any], config: BatchConfig, completer: Completer) -> list[dict[str, Any]]:
     outputs = record["outputs"]
     pairs, identical = [], []
     for a, b in config.judged_pairs():
@@ -175,7 +180,7 @@ async def _judge(item: BatchItem, config: BatchConfig, completer: Completer, rec
     template = config.judge_prompt or judging.DEFAULT_JUDGE_PROMPT
     params = GenParams(temperature=0.0, max_tokens=config.judge_max_tokens)
     found = await judging.judge_item(
-        item.prompt, outputs, pairs, model=config.eval_judge_model, completer=completer, template=template,
+        record["prompt"], outputs, pairs, model=config.eval_judge_model, completer=completer, template=template,
         params=params,
     )  # fmt: skip
     for a, b in identical:  # the same text twice is a tie without asking
@@ -185,7 +190,7 @@ async def _judge(item: BatchItem, config: BatchConfig, completer: Completer, rec
                 "raw": "", "model": None, "error": None, "identical": True,
                 "prompt_tokens": 0, "completion_tokens": 0, "cost": None,
             })  # fmt: skip
-    record["judgements"] = found
+    return found
 
 
 def _usage(record: dict[str, Any]) -> dict[str, Any]:

@@ -141,3 +141,29 @@ def test_a_batch_on_the_embedded_model_is_interrupted_and_resumed(tmp_path):
         assert record["judgements"], "the pairwise judge ran"
     if first.returncode == 130:
         assert "1 of 2 prompts finished" in second.stderr
+
+
+def test_judge_again_with_another_prompt_and_pairs(tmp_path, fake, capsys):
+    path = write_lines(tmp_path, ['{"id": "a", "prompt": "pa"}', '{"id": "b", "prompt": "pb"}'])
+    out_dir = tmp_path / "out"
+    assert cli.main(["batch", "--input", str(path), "--out", str(out_dir), *BASE, "--json"]) == 0
+    experiment_id = json.loads(capsys.readouterr().out)["experiment_id"]
+    before = {(j["system_a"], j["system_b"]) for j in read_results(out_dir / RESULTS)[0]["judgements"]}
+    assert before == {("fusion", "bon"), ("fusion", "sample"), ("bon", "sample")}
+    template = tmp_path / "judge.txt"
+    template.write_text("CUSTOM JUDGE. Q: {prompt}\nFirst: {first}\nSecond: {second}\nSay [[A]], [[B]] or [[C]].")
+    fake.history.clear()
+    args = ["judge", "--experiment", experiment_id, "--judge-prompt", str(template), "--pairs", "fusion:bon"]
+    assert cli.main([*args, "--out", str(out_dir)]) == 0
+    assert "judged again by judge: 1 pairs" in capsys.readouterr().out
+    judged = [c for c in fake.history if c.model == "judge"]
+    assert len(judged) == 4 and all(c.messages[-1]["content"].startswith("CUSTOM JUDGE") for c in judged)
+    for record in read_results(out_dir / RESULTS):
+        assert {(j["system_a"], j["system_b"]) for j in record["judgements"]} == {("fusion", "bon")}
+    cli.main(["experiments", "--json"])
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["config"]["judge_prompt"].startswith("CUSTOM JUDGE")
+    assert listed["config"]["pairs"] == [["fusion", "bon"]]
+    template.write_text("no placeholders here")
+    assert cli.main(args) == 2
+    assert "the judge prompt lacks {first}" in capsys.readouterr().err
