@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from .batch import BatchRunner, BatchSummary, Progress, open_experiment, write_results
 from .batch_config import BatchConfig
-from .batch_input import load_items
+from .batch_input import LoadedInput, load_items
 from .errors import ConfigError
 from .experiments import ExperimentStore
 from .fusion import STRENGTHS
@@ -76,6 +76,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     experiments = sub.add_parser("experiments", help="list stored batch experiments")
     experiments.add_argument("--json", action="store_true")
+
+
+def coverage_notes(loaded: LoadedInput) -> list[str]:
+    """Say when only some prompts carry a reference or an answer, so partial metrics are not a surprise."""
+    notes, total = [], len(loaded.items)
+    with_answer = sum(1 for i in loaded.items if i.answer)
+    if 0 < loaded.with_reference < total:
+        notes.append(f"{loaded.with_reference} of {total} prompts have a reference: chrF++/BLEU and the oracle "
+                     "are computed for those only")  # fmt: skip
+    if 0 < with_answer < total:
+        notes.append(f"{with_answer} of {total} prompts have an answer: accuracy is computed for those only")
+    return notes
 
 
 def config_from_args(args: argparse.Namespace, settings: Settings) -> BatchConfig:
@@ -152,6 +164,8 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{loaded.path}: {problem}", file=sys.stderr)
         if loaded.skipped:
             print(f"{len(loaded.skipped)} lines skipped; {len(loaded.items)} prompts read", file=sys.stderr)
+        for note in coverage_notes(loaded):
+            print(note, file=sys.stderr)
     config = config_from_args(args, settings)
     out_dir = Path(args.out) if args.out else None
     completer = LiteLLMCompleter(settings)

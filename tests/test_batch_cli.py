@@ -33,13 +33,14 @@ BASE = ["--model", "m", "--fusor", "fusor", "--judge", "judge", "--selector", "m
 
 
 def test_bad_lines_are_reported_with_line_numbers_and_the_rest_runs(tmp_path, fake, capsys):
-    lines = ['{"id": "a", "prompt": "pa x"}', "{oops", '{"id": "b"}', '{"id": "c", "prompt": "pc"}']
+    lines = ['{"id": "a", "prompt": "pa x", "reference": "r"}', "{oops", '{"id": "b"}', '{"id": "c", "prompt": "pc"}']
     path = write_lines(tmp_path, lines)
     code = cli.main(["batch", "--input", str(path), "--out", str(tmp_path / "out"), *BASE])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "line 2: not valid JSON" in err and "line 3: no 'prompt'" in err
     assert "2 lines skipped; 2 prompts read" in err
+    assert "1 of 2 prompts have a reference" in err
     assert "2/2 prompts finished" in out
     assert [r["id"] for r in read_results(tmp_path / "out" / RESULTS)] == ["a", "c"]
 
