@@ -200,12 +200,15 @@ class BatchRunner:
             await self._call(self.write_results, ("done",))
         interrupted = False
         beat = asyncio.ensure_future(self._heartbeats())
+        workers = [asyncio.ensure_future(self._work(started)) for _ in range(self.config.concurrency)]
         try:
-            await asyncio.gather(*(self._work(started) for _ in range(self.config.concurrency)))
+            await asyncio.gather(*workers)
         except asyncio.CancelledError:
             interrupted = True
         finally:
-            beat.cancel()
+            for task in [beat, *workers]:  # one worker's error must not leave the others running
+                task.cancel()
+            await asyncio.gather(beat, *workers, return_exceptions=True)
             self._db.shutdown(wait=True)  # a claim still running in a thread commits before the release below
             released = self.experiments.release(self.experiment_id, self.worker, None)
             if released:

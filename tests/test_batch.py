@@ -261,3 +261,23 @@ def test_two_workers_share_an_experiment_without_duplicating_work(store_url, tmp
         assert experiments.get(eid).counts["done"] == 12
         for name in ("w0", "w1"):  # every worker's results file ends with all of them
             assert len(read_results(tmp_path / name / RESULTS)) == 12
+
+
+def test_a_database_error_stops_the_batch_without_losing_or_holding_anything(store, tmp_path, monkeypatch):
+    from fusion_core.errors import StoreError
+
+    experiments, eid, cfg, out = start(store, tmp_path, config(concurrency=1))
+    finish, calls = experiments.finish, []
+
+    def flaky(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 3:
+            raise StoreError("cannot store the result: disk full")
+        return finish(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "finish", flaky)
+    with pytest.raises(StoreError, match="disk full"):
+        run(experiments, eid, cfg, FakeCompleter(default=reply), out)
+    counts = experiments.get(eid).counts
+    assert counts["done"] == 2 and counts["running"] == 0 and counts["pending"] == N_PROMPTS - 2
+    assert [r["id"] for r in read_results(out / RESULTS)] == ["p0", "p1"]
