@@ -1,7 +1,7 @@
 """`python -m bench`: run every benchmark in turn."""
 
-from . import app_start, attribution, local_concurrency, orchestration, votes
+from . import app_start, attribution, batch, local_concurrency, orchestration, votes
 
-for bench in (orchestration, local_concurrency, attribution, votes, app_start):
+for bench in (orchestration, batch, local_concurrency, attribution, votes, app_start):
     bench.main()
     print()
