@@ -423,8 +423,11 @@ def _completion(
     choice = response.choices[0]
     usage = getattr(response, "usage", None)
     cost: float | None
+    known = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
     if free:
         cost = 0.0
+    elif isinstance(known, (int, float)):  # litellm priced it already; pricing again costs ~3 ms of CPU
+        cost = float(known)
     else:
         try:
             cost = float(litellm.completion_cost(completion_response=response))

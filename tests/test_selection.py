@@ -425,3 +425,16 @@ def test_config_equality_ignores_reward_fn():
     a = SelectorConfig(method="reward", reward_fn=len)
     assert a == replace(a, reward_fn=None)
     assert hash(a) == hash(replace(a, reward_fn=None))
+
+
+def test_chrf_matrix_matches_sacrebleu_pair_by_pair():
+    from sacrebleu.metrics import CHRF
+
+    from fusion_core.selection import chrf_matrix
+
+    texts = ["The cat sat on the mat.", "A cat was sitting on a mat!", "天空是蓝色的。", "", "the the the"]
+    table = chrf_matrix(texts)
+    for h, hyp in enumerate(texts):
+        for r, ref in enumerate(texts):
+            if h != r:
+                assert table[h][r] == pytest.approx(CHRF().sentence_score(hyp, [ref]).score, abs=1e-9)
