@@ -11,6 +11,7 @@ pages = [
     st.Page("pages/history.py", title="History", icon=":material/history:"),
     st.Page("pages/arena.py", title="Arena", icon=":material/how_to_vote:"),
     st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+    st.Page("pages/experiments.py", title="Experiments", icon=":material/experiment:"),
     st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
 ]
 page = st.navigation(pages)
