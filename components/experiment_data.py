@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +30,17 @@ class ExperimentData:
     accuracy: pd.DataFrame
 
 
+def config_key(config: dict[str, Any]) -> str:
+    """A short digest of a stored configuration, for cache keys."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 @st.cache_data(ttl=3600, max_entries=16, show_spinner="Computing win rates and intervals…")
-def experiment_data(_experiments: ExperimentStore, database: str, experiment_id: str, finished: int) -> ExperimentData:
-    """Read the finished records and build the tables (`database` and `finished` key the cache)."""
+def experiment_data(
+    _experiments: ExperimentStore, database: str, experiment_id: str, finished: int, config_key: str
+) -> ExperimentData:
+    """Read the finished records and build the tables (`database`, `finished` and `config_key` key the cache:
+    re-judging changes the stored configuration, not the number of finished prompts)."""
     records = _experiments.results(experiment_id)
     config = BatchConfig.from_dict(_experiments.get(experiment_id).config)
     return ExperimentData(

@@ -4,7 +4,7 @@ import streamlit as st
 
 from components import services
 from components.admin import UNLOCKED, require_admin
-from components.experiment_data import experiment_data
+from components.experiment_data import config_key, experiment_data
 from components.experiment_export import export_tab
 from components.experiment_items import items_tab
 from components.experiment_launcher import launcher
@@ -65,7 +65,9 @@ with st.expander("Configuration"):
     st.code(prompt or DEFAULT_JUDGE_PROMPT, language=None, wrap_lines=True)
 
 try:
-    data = experiment_data(experiments, settings.database_url, experiment.id, experiment.finished)
+    data = experiment_data(
+        experiments, settings.database_url, experiment.id, experiment.finished, config_key(experiment.config)
+    )
     items = experiments.items(experiment.id)
 except FusionError as exc:
     st.error(f"Cannot read experiment {experiment.name}: {exc}")
