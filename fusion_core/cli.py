@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from . import cli_batch, cli_export, cli_votes, engine
+from . import cli_batch, cli_export, cli_report, cli_votes, engine
 from .attribution import attribute
 from .errors import ConfigError, FusionError
 from .fusion import STRENGTHS
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_votes.register(sub)
     cli_batch.register(sub)
     cli_export.register(sub)
+    cli_report.register(sub)
     return parser
 
 
@@ -254,4 +255,5 @@ COMMANDS = {
     **cli_votes.COMMANDS,
     **cli_batch.COMMANDS,
     **cli_export.COMMANDS,
+    **cli_report.COMMANDS,
 }

@@ -168,3 +168,28 @@ def test_judge_again_with_another_prompt_and_pairs(tmp_path, fake, capsys):
     template.write_text("no placeholders here")
     assert cli.main(args) == 2
     assert "the judge prompt lacks {first}" in capsys.readouterr().err
+
+
+def test_report_prints_win_rates_and_scaling(tmp_path, fake, capsys):
+    rows = [
+        {"id": "t", "prompt": "pt x", "reference": "pt cand-1 answer", "language": "fr"},
+        {"id": "u", "prompt": "pu"},
+    ]
+    path = write_lines(tmp_path, [json.dumps(r) for r in rows])
+    assert cli.main(["batch", "--input", str(path), "--out", str(tmp_path / "o"), *BASE, "--scaling", "--json"]) == 0
+    experiment_id = json.loads(capsys.readouterr().out)["experiment_id"]
+    assert cli.main(["report", experiment_id, "--rounds", "50", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["overview"]["done"] == 2
+    # the fake judge always prefers the answer shown first, so over both orders every asked pair is a tie
+    fusion_vs_bon = [r for r in report["win_rates"] if (r["system"], r["opponent"], r["language"]) ==
+                     ("fusion", "bon", "all")]  # fmt: skip
+    assert fusion_vs_bon[0]["win_rate"] == 0.5 and fusion_vs_bon[0]["n"] == 2
+    assert {(r["n"], r["method"]) for r in report["scaling"] if r["measure"] == "win_rate"} == {
+        (1, "fusion"), (2, "fusion"), (1, "bon"), (2, "bon")}  # fmt: skip
+    assert next(r for r in report["beats_oracle"] if r["language"] == "all")["n"] == 1
+    assert cli.main(["report", experiment_id, "--rounds", "50"]) == 0
+    text = capsys.readouterr().out
+    assert "Pairwise judge win rates" in text and "N-scaling against sample" in text and "Fusion vs the oracle" in text
+    assert cli.main(["report", "nope"]) == 2
+    assert "no experiment 'nope'" in capsys.readouterr().err
