@@ -7,12 +7,12 @@ from components import services
 st.set_page_config(page_title="Fusion Explorer", page_icon="🧬", layout="wide")
 
 pages = [
-    st.Page("pages/playground.py", title="Playground", icon=":material/science:", default=True),
-    st.Page("pages/history.py", title="History", icon=":material/history:"),
-    st.Page("pages/arena.py", title="Arena", icon=":material/how_to_vote:"),
-    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
-    st.Page("pages/experiments.py", title="Experiments", icon=":material/experiment:"),
-    st.Page("pages/settings.py", title="Settings", icon=":material/settings:"),
+    st.Page("views/playground.py", title="Playground", icon=":material/science:", default=True),
+    st.Page("views/history.py", title="History", icon=":material/history:"),
+    st.Page("views/arena.py", title="Arena", icon=":material/how_to_vote:"),
+    st.Page("views/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+    st.Page("views/experiments.py", title="Experiments", icon=":material/experiment:"),
+    st.Page("views/settings.py", title="Settings", icon=":material/settings:"),
 ]
 page = st.navigation(pages)
 

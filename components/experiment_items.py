@@ -100,7 +100,7 @@ def item_view(record: dict[str, Any]) -> None:
         facts.append(f"{record['time_s']:.1f} s")
     st.caption(" · ".join(facts))
     if record.get("run_id"):
-        st.page_link("pages/playground.py", label="Open this run in the Playground", icon=":material/open_in_new:",
+        st.page_link("views/playground.py", label="Open this run in the Playground", icon=":material/open_in_new:",
                      query_params={"run": record["run_id"]})  # fmt: skip
     st.markdown("**Prompt**")
     text_block(record.get("prompt") or "")

@@ -175,7 +175,7 @@ def test_history_lists_searches_and_filters_runs(env):
     _fake, store = env
     store.save_run(stored_run())
     store.save_run(stored_run(config=RunConfig(prompt="Another about bread", models=["x"], n=3, language="fr")))
-    at = app("pages/history.py")
+    at = app("views/history.py")
     at.run()
     assert not at.exception
     assert len(at.dataframe[0].value) == 2
@@ -187,7 +187,7 @@ def test_history_filters_by_exact_model_name(env):
     _fake, store = env
     store.save_run(stored_run(config=RunConfig(prompt="Small model", models=["x"], n=3)))
     store.save_run(stored_run(config=RunConfig(prompt="Larger model", models=["x-large"], n=3)))
-    at = app("pages/history.py")
+    at = app("views/history.py")
     at.run()
     at.multiselect[0].set_value(["x"]).run()
     assert not at.exception
@@ -195,7 +195,7 @@ def test_history_filters_by_exact_model_name(env):
 
 
 def test_history_with_no_runs_says_so(env):
-    at = app("pages/history.py")
+    at = app("views/history.py")
     at.run()
     assert not at.exception
     assert any("No runs yet" in i.value for i in at.info)
@@ -204,7 +204,7 @@ def test_history_with_no_runs_says_so(env):
 def test_settings_show_which_keys_are_set_but_never_a_key(env, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    at = app("pages/settings.py")
+    at = app("views/settings.py")
     at.run()
     assert not at.exception
     providers = at.dataframe[0].value

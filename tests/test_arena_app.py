@@ -56,7 +56,7 @@ def queued(store, votes, n=2):
 def test_vote_reveal_next_and_exhausted(env):
     fake, store, votes = env
     queued(store, votes, n=2)
-    at = app("pages/arena.py")
+    at = app("views/arena.py")
     at.run()
     assert not at.exception
     assert {"A", "B"} <= {h.value for h in at.subheader}
@@ -86,7 +86,7 @@ def test_vote_reveal_next_and_exhausted(env):
 def test_a_rerun_keeps_the_pair_and_a_second_click_counts_once(env):
     _fake, store, votes = env
     queued(store, votes, n=3)
-    at = app("pages/arena.py")
+    at = app("views/arena.py")
     at.run()
     first = at.session_state["fx_arena"]["assignment"]
     at.run()
@@ -105,7 +105,7 @@ def test_a_rerun_keeps_the_pair_and_a_second_click_counts_once(env):
 def test_a_too_long_name_is_an_error_and_nothing_is_stored(env):
     _fake, store, votes = env
     queued(store, votes, n=1)
-    at = app("pages/arena.py")
+    at = app("views/arena.py")
     at.run()
     at.text_input(key="fx_voter_name").set_value("x" * 65)
     button(at, "A is better").click().run()
@@ -122,7 +122,7 @@ def test_a_rate_limited_voter_sees_a_warning(env, monkeypatch):
     queued(store, votes, n=2)
     limited = VoteStore(store, max_votes_per_minute=1)
     monkeypatch.setattr(services, "votes", lambda: limited)
-    at = app("pages/arena.py")
+    at = app("views/arena.py")
     at.run()
     button(at, "A is better").click().run()
     button(at, "Next").click().run()
@@ -136,7 +136,7 @@ def test_no_queue_says_so_and_organize_builds_and_deletes_one(env):
     _fake, store, votes = env
     for i in range(2):
         store.save_run(make_run(f"Stored {i}", language="de" if i else "en"))
-    at = app("pages/arena.py")
+    at = app("views/arena.py")
     at.run()
     assert any("No comparison queue yet" in i.value for i in at.info)
     at.multiselect(key="qb_pairs").set_value(["fusion vs bon", "bon vs sample"])
@@ -163,7 +163,7 @@ def test_no_queue_says_so_and_organize_builds_and_deletes_one(env):
 def test_the_admin_gate_hides_organize_until_the_right_password(env, admin):
     _fake, store, votes = env
     queued(store, votes, n=1)
-    at = app("pages/arena.py")
+    at = app("views/arena.py")
     at.run()
     assert "Build queue" not in labels(at) and "Delete queue" not in labels(at)
     assert "A is better" in labels(at)  # voting stays open
@@ -183,7 +183,7 @@ def test_the_admin_gate_hides_organize_until_the_right_password(env, admin):
 
 def test_the_admin_gate_on_the_playground(env, admin):
     fake, _store, _votes = env
-    at = app("pages/playground.py")
+    at = app("views/playground.py")
     at.run()
     assert not at.exception
     assert "Run" not in labels(at)
@@ -203,7 +203,7 @@ def test_the_password_setting_is_never_in_a_repr():
 def test_the_leaderboard_renders_tables_and_charts(env):
     _fake, store, _votes = env
     fill_votes(store)
-    at = app("pages/leaderboard.py")
+    at = app("views/leaderboard.py")
     at.run()
     assert not at.exception
     assert at.metric[0].value == "120"
@@ -219,7 +219,7 @@ def test_the_leaderboard_renders_tables_and_charts(env):
 
 def test_the_leaderboard_without_votes_and_export_behind_the_gate(env, admin):
     _fake, store, _votes = env
-    at = app("pages/leaderboard.py")
+    at = app("views/leaderboard.py")
     at.run()
     assert any("No votes yet" in i.value for i in at.info)
     fill_votes(store)
@@ -234,7 +234,7 @@ def test_the_leaderboard_without_votes_and_export_behind_the_gate(env, admin):
 def test_deleting_a_run_in_history_needs_the_password(env, admin):
     _fake, store, _votes = env
     store.save_run(make_run("A stored run"))
-    at = app("pages/history.py")
+    at = app("views/history.py")
     at.run()
     at.session_state["history_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()

@@ -30,10 +30,11 @@ def test_a_vote_reveals_the_systems_and_next_shows_another_pair(app):
         browser = launch_chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
-            page.goto(base)  # through app.py's navigation: a fresh server's first deep link skips app.py
-            expect(page.get_by_role("heading", name="Playground")).to_be_visible(timeout=60_000)
-            page.get_by_test_id("stSidebarNav").get_by_role("link", name="Arena").click()
-            expect(page.get_by_role("heading", name="Arena")).to_be_visible(timeout=30_000)
+            page.goto(base + "/arena")  # a voter's shared link, the fresh server's first visit
+            expect(page.get_by_role("heading", name="Arena")).to_be_visible(timeout=60_000)
+            nav = page.get_by_test_id("stSidebarNav")  # app.py's navigation, not pages auto-discovered
+            for title in ("Playground", "Arena", "Leaderboard", "Experiments"):
+                expect(nav.get_by_role("link", name=title, exact=True)).to_be_visible(timeout=30_000)
             assert page.url.endswith("/arena")
             expect(page.get_by_text("Arena prompt", exact=False).first).to_be_visible(timeout=30_000)
             page.get_by_role("button", name="A is better").click()

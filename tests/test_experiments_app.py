@@ -102,7 +102,7 @@ def launched(monkeypatch):
 
 def app() -> AppTest:
     at = AppTest.from_file("../app.py", default_timeout=60)
-    at.switch_page("pages/experiments.py")
+    at.switch_page("views/experiments.py")
     return at
 
 
@@ -157,7 +157,7 @@ def test_an_opened_item_shows_candidates_pick_and_fused_answer_escaped(env, sett
     assert "Fused answer from &lt;b&gt;all&lt;/b&gt; candidates" in shown
     assert any("Best-of-N" in m.value and "badge" in m.value for m in at.markdown)
     links = at.get("page_link")
-    assert any(link.proto.page == "playground" and "run=" in link.proto.query_string for link in links)
+    assert any(link.proto.page_script_hash and "run=" in link.proto.query_string for link in links)
 
 
 def test_an_unfinished_experiment_offers_resume(env, settings):

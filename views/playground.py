@@ -12,7 +12,7 @@ from fusion_core.errors import FusionError
 st.title("Playground")
 st.caption("Best-of-N *takes* one candidate; Fusion-of-N *makes* a new answer from all of them.")
 if not require_admin("run models in the Playground"):
-    st.page_link("pages/arena.py", label="Vote in the Arena (open to everyone)", icon=":material/how_to_vote:")
+    st.page_link("views/arena.py", label="Vote in the Arena (open to everyone)", icon=":material/how_to_vote:")
     st.stop()
 
 wanted = st.query_params.get("run")

@@ -74,7 +74,7 @@ if selected:
     run_id = view.iloc[selected[0]]["run"]
     left, right = st.columns([1, 1])
     left.page_link(
-        "pages/playground.py",
+        "views/playground.py",
         label="Open in the Playground",
         icon=":material/open_in_new:",
         query_params={"run": run_id},
