@@ -20,6 +20,7 @@ from pathlib import Path
 from fusion_core.batch import MANIFEST
 from fusion_core.settings import PROJECT_ROOT, Settings
 
+RUNS = "runs"  # DATA/runs/<name>-<time>: batch output, apart from the shipped data sets in data/experiments
 PID_FILE = "batch.pid"
 LOG_FILE = "batch.log"
 JUDGE_PROMPT_FILE = "judge_prompt.txt"
@@ -47,10 +48,10 @@ class LaunchOptions:
 
 
 def out_dir_for(settings: Settings, name: str, now: datetime | None = None) -> Path:
-    """A fresh output folder under DATA/experiments, named after the experiment and the time."""
+    """A fresh output folder under DATA/runs, named after the experiment and the time."""
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:60] or "batch"
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    return settings.data_dir / "experiments" / f"{slug}-{stamp}"
+    return settings.data_dir / RUNS / f"{slug}-{stamp}"
 
 
 def batch_command(options: LaunchOptions, out_dir: Path) -> list[str]:
@@ -165,9 +166,9 @@ def log_tail(out_dir: Path, lines: int = 12) -> str:
 
 
 def out_dirs(settings: Settings) -> dict[str, Path]:
-    """Experiment id -> output folder, for every folder under DATA/experiments with an experiment.json."""
+    """Experiment id -> output folder, for every folder under DATA/runs with an experiment.json."""
     found: dict[str, Path] = {}
-    root = settings.data_dir / "experiments"
+    root = settings.data_dir / RUNS
     for manifest in sorted(root.glob(f"*/{MANIFEST}")) if root.is_dir() else []:
         try:
             found[json.loads(manifest.read_text(encoding="utf-8"))["experiment_id"]] = manifest.parent

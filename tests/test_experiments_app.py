@@ -67,7 +67,7 @@ def make_experiment(store, settings, name, limit=None, folder="demo"):
         models=["m"], fusor_model="fusor", n=3, selector="mbr", scaling=[1, 2, 3], eval_judge_model="judge",
         name=name, concurrency=2,
     )  # fmt: skip
-    out = settings.data_dir / "experiments" / folder
+    out = settings.data_dir / "runs" / folder
     loaded = load_items(write_input(settings.data_dir, ROWS))
     experiment_id, config, _ = open_experiment(experiments, config, loaded=loaded, out_dir=out)
     runner = BatchRunner(experiments, experiment_id, config, FakeCompleter(default=reply), store=store, out_dir=out,
@@ -212,7 +212,7 @@ def test_start_launches_the_batch_command_with_an_edited_judge_prompt(env, setti
     button(at, "Start batch").click().run()
     assert not at.exception
     [(command, out)] = launched
-    assert out.parent == settings.data_dir / "experiments" and out.name.startswith("translation-")
+    assert out.parent == settings.data_dir / "runs" and out.name.startswith("translation-")
     assert command[1:4] == ["-m", "fusion_core", "batch"]
     flags = dict(zip(command[4::2], command[5::2], strict=False))
     assert flags["--input"].endswith("data/experiments/translation.jsonl") and flags["--out"] == str(out)
@@ -313,7 +313,7 @@ def test_a_launched_batch_runs_the_cli_in_the_background_on_the_embedded_model(s
         input_path=path, name="tiny", model=LOCAL_MODEL, fusor=LOCAL_MODEL, judge=LOCAL_MODEL, n=1, scaling=False,
         selector="mbr", eval_judge=None, limit=1, concurrency=1, max_tokens=8, fusor_max_tokens=8,
     )  # fmt: skip
-    out = settings.data_dir / "experiments" / "tiny"
+    out = settings.data_dir / "runs" / "tiny"
     launch(batch_command(options, out), out, settings)
     deadline = time.monotonic() + 180
     done = 0

@@ -15,7 +15,7 @@ from fusion_core.errors import FusionError
 from fusion_core.experiments import ExperimentStore
 from fusion_core.judging import DEFAULT_JUDGE_PROMPT
 
-CLI = "python -m fusion_core batch --input data/experiments/translation.jsonl --out runs/mt --n 4 --scaling"
+CLI = "python -m fusion_core batch --input data/experiments/translation.jsonl --out data/runs/mt --n 4 --scaling"
 TABS = ["Overview", "Win rates", "N-scaling", "Attribution", "Fusion vs oracle", "Items", "Export"]
 
 st.title("Experiments")
