@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "reference, answer optional)")  # fmt: skip
     batch.add_argument("--out", metavar="DIR", help="where results.jsonl, experiment.json and summary.json go")
     batch.add_argument("--experiment", metavar="ID", help="join (or resume) a stored experiment instead")
+    batch.add_argument("--rerun", metavar="EXPERIMENT_JSON", help="a new experiment with the exact settings (and, "
+                       "without --input, the input) of an earlier one's experiment.json")  # fmt: skip
     batch.add_argument("--name", help="a name for the experiment (default: the input file's name)")
     batch.add_argument("--model", help="sampling model (default: FUSION_MODEL or the embedded model)")
     batch.add_argument("--n", type=int, default=4, help=f"samples per model, N_max when scaling (≤ {MAX_CANDIDATES})")
@@ -152,6 +154,11 @@ def _read_text(path: str) -> str:
 
 def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
     """`batch`: create or resume an experiment and process its prompts."""
+    rerun = _rerun_manifest(args.rerun) if args.rerun else None
+    if rerun is not None:
+        if args.experiment:
+            raise ConfigError("pass --rerun or --experiment, not both")
+        args.input = args.input or rerun.get("input")
     if not args.input and not args.experiment:
         raise ConfigError("pass --input FILE (a new or resumed batch) or --experiment ID (join a stored one)")
     if args.input and not args.out and not args.experiment:
@@ -167,6 +174,9 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
         for note in coverage_notes(loaded):
             print(note, file=sys.stderr)
     config = config_from_args(args, settings)
+    if rerun is not None:
+        config = BatchConfig.from_dict({**rerun["config"], "concurrency": args.concurrency})
+        config.validate()
     out_dir = Path(args.out) if args.out else None
     completer = LiteLLMCompleter(settings)
     with Store(settings.database_url) as store:
@@ -198,6 +208,17 @@ def _environment(settings: Settings) -> dict[str, Any] | None:
     if settings.router_config is None:
         return None
     return {"router": load_router_config(settings.router_config).describe().as_dict()}
+
+
+def _rerun_manifest(path: str) -> dict[str, Any]:
+    """An earlier experiment's experiment.json (its configuration and input)."""
+    try:
+        data = json.loads(_read_text(path))
+    except ValueError:
+        raise ConfigError(f"{path} is not JSON: pass an experiment.json written by `batch`") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        raise ConfigError(f"{path} has no configuration: pass an experiment.json written by `batch`")
+    return data
 
 
 def _check_models(config: BatchConfig, completer: LiteLLMCompleter) -> None:

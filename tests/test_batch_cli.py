@@ -193,3 +193,21 @@ def test_report_prints_win_rates_and_scaling(tmp_path, fake, capsys):
     assert "Pairwise judge win rates" in text and "N-scaling against sample" in text and "Fusion vs the oracle" in text
     assert cli.main(["report", "nope"]) == 2
     assert "no experiment 'nope'" in capsys.readouterr().err
+
+
+def test_rerun_starts_a_new_experiment_with_the_same_settings(tmp_path, fake, capsys):
+    path = write_lines(tmp_path, ['{"id": "a", "prompt": "pa"}'])
+    first = tmp_path / "first"
+    args = ["batch", "--input", str(path), "--out", str(first), *BASE, "--n", "3", "--scaling", "1,3", "--json"]
+    assert cli.main(args) == 0
+    original = json.loads(capsys.readouterr().out)["experiment_id"]
+    second = tmp_path / "second"
+    assert cli.main(["batch", "--rerun", str(first / "experiment.json"), "--out", str(second), "--json"]) == 0
+    rerun = json.loads(capsys.readouterr().out)["experiment_id"]
+    assert rerun != original
+    manifests = [json.loads((d / "experiment.json").read_text()) for d in (first, second)]
+    assert manifests[0]["config"] == manifests[1]["config"] and manifests[1]["input"] == str(path)
+    a, b = (read_results(d / RESULTS)[0] for d in (first, second))
+    assert [c["text"] for c in a["candidates"]] == [c["text"] for c in b["candidates"]]  # same seeds, same samples
+    assert cli.main(["batch", "--rerun", str(path), "--out", str(tmp_path / "x")]) == 2
+    assert "has no configuration" in capsys.readouterr().err
