@@ -281,3 +281,23 @@ def test_a_database_error_stops_the_batch_without_losing_or_holding_anything(sto
     counts = experiments.get(eid).counts
     assert counts["done"] == 2 and counts["running"] == 0 and counts["pending"] == N_PROMPTS - 2
     assert [r["id"] for r in read_results(out / RESULTS)] == ["p0", "p1"]
+
+
+def test_a_teacher_pool_batch_gives_fused_sft_data(store, tmp_path):
+    from fusion_core.exports import sft_records
+
+    def teacher_reply(model, messages, params):
+        if model in ("t1", "t2", "t3"):
+            return f"{model} says {messages[-1]['content'].split()[0]}"
+        return reply(model, messages, params)
+
+    cfg = config(models=["t1", "t2", "t3"], mode="teachers", n=1, eval_judge_model=None)
+    experiments, eid, cfg, out = start(store, tmp_path, cfg, path=input_file(tmp_path, 2))
+    fake = FakeCompleter(default=teacher_reply)
+    run(experiments, eid, cfg, fake, out)
+    records = read_results(out / RESULTS)
+    assert [[c["model"] for c in r["candidates"]] for r in records] == [["t1", "t2", "t3"]] * 2
+    fused = sft_records(records)
+    assert [row["messages"][0]["content"] for row in fused.rows] == ["prompt0 please", "prompt1 please"]
+    assert all(row["messages"][1] == {"role": "assistant", "content": r["fusion"]["text"]}
+               for row, r in zip(fused.rows, records, strict=True))  # fmt: skip
