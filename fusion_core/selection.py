@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 
 import httpx
 
@@ -352,7 +353,7 @@ def _oracle(candidates: list[Candidate], reference: str) -> _Outcome:
 
 
 _ANSWER = re.compile(r"(?:####|\banswer\b(?:\s+is)?\s*[:=]?)\s*(.+)", re.IGNORECASE)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")  # a fraction such as 3/4 is one number
 
 
 def _boxed(text: str) -> str | None:
@@ -373,7 +374,23 @@ def _normalize(answer: str) -> str:
         answer = answer.replace(",", "")
     if re.fullmatch(r"-?\d+(?:\.\d+)?", answer):
         answer = format(Decimal(answer).normalize(), "f")  # "3.0" -> "3", "100" stays "100"
+    elif fraction := re.fullmatch(r"(-?\d+)\s*/\s*(\d+)", answer):
+        answer = _fraction(int(fraction.group(1)), int(fraction.group(2)))
     return answer
+
+
+def _fraction(numerator: int, denominator: int) -> str:
+    """3/4 -> "0.75", 6/3 -> "2", 1/3 -> "1/3": the decimal when it is exact, else the reduced fraction."""
+    if denominator == 0:
+        return f"{numerator}/0"
+    value = Fraction(numerator, denominator)
+    rest = value.denominator
+    for prime in (2, 5):
+        while rest % prime == 0:
+            rest //= prime
+    if rest == 1:
+        return format((Decimal(value.numerator) / Decimal(value.denominator)).normalize(), "f")
+    return f"{value.numerator}/{value.denominator}"
 
 
 def extract_final_answer(text: str) -> str | None:

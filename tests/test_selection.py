@@ -438,3 +438,19 @@ def test_chrf_matrix_matches_sacrebleu_pair_by_pair():
         for r, ref in enumerate(texts):
             if h != r:
                 assert table[h][r] == pytest.approx(CHRF().sentence_score(hyp, [ref]).score, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The answer is 3/4.", "0.75"),
+        ("so x = 6 / 8", "0.75"),
+        ("Answer: 1/3", "1/3"),
+        ("#### 12/4", "3"),
+        ("It costs $1,200.", "1200"),
+    ],
+)
+def test_final_answers_read_fractions_as_one_number(text, expected):
+    from fusion_core.selection import extract_final_answer
+
+    assert extract_final_answer(text) == expected
