@@ -89,6 +89,7 @@ class _Outcome:
     note: str = ""
     index: int | None = None  # set when the method decides itself (pairwise); else the max score wins
     model: str | None = None
+    fallback: str | None = None  # the method that decided instead (the judge never gave a usable score)
 
 
 def validate(config: SelectorConfig, completer: Completer | None = None) -> None:
@@ -137,7 +138,7 @@ async def select(prompt: str, candidates: list[Candidate], config: SelectorConfi
     log.info("selection %s: %s", config.method, rationale)
     return Selection(
         index=index,
-        method=config.method,
+        method=f"{config.method}→{outcome.fallback}" if outcome.fallback else config.method,
         scores=outcome.scores,
         rationale=rationale,
         model=outcome.model,
@@ -176,7 +177,8 @@ def _or_mbr(scores: list[float | None], note: str, candidates: list[Candidate], 
     if any(s is not None for s in scores):
         return _Outcome(scores, note, model=model)
     fallback = _mbr(candidates)
-    return _Outcome(fallback.scores, f"{note}; nothing scored, fell back to {fallback.note}", model=model)
+    note = f"{note}; nothing scored, fell back to {fallback.note}"
+    return _Outcome(fallback.scores, note, model=model, fallback="mbr")
 
 
 _NUM = r"(-?\d+(?:\.\d+)?)"

@@ -146,7 +146,7 @@ def test_judge_gives_none_after_second_failure_and_on_model_error():
 def test_judge_falls_back_to_mbr_when_nothing_scored():
     fake = FakeCompleter(default=ModelError("judge down"))
     sel = run(cands("the cat sat on the mat", "a dog barked loudly", "the cat sat on a mat"), fake)
-    assert sel.method == "judge"
+    assert sel.method == "judge→mbr"  # chrF scores, not the judge's: the label says so
     assert "mbr" in sel.rationale and "judge down" in sel.rationale
     assert sel.index in (0, 2)
     assert all(s is not None for s in sel.scores)
@@ -373,6 +373,7 @@ def test_reward_url_unreachable_falls_back():
     sel = run(cands("aaa", "bbb"), method="reward", reward_url="http://127.0.0.1:9/nothing")
     assert "fell back to mbr" in sel.rationale
     assert sel.index == 0
+    assert sel.method == "reward→mbr"  # the label says which method decided
 
 
 # --- config and edge cases -----------------------------------------------------------------------------
