@@ -360,6 +360,16 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def update_manifest_config(out_dir: Path, config: BatchConfig) -> bool:
+    """Record a changed configuration (re-judged) in OUT/experiment.json; False when OUT has none."""
+    manifest = _read_manifest(out_dir)
+    if manifest is None:
+        return False
+    manifest["config"] = config.to_dict()
+    _atomic_write(out_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False))
+    return True
+
+
 def _read_manifest(out_dir: Path) -> dict[str, Any] | None:
     path = out_dir / MANIFEST
     if not path.exists():

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from .batch import BatchRunner, BatchSummary, Progress, open_experiment, write_results
+from .batch import BatchRunner, BatchSummary, Progress, open_experiment, update_manifest_config, write_results
 from .batch_config import BatchConfig
 from .batch_input import LoadedInput, load_items
 from .errors import ConfigError
@@ -331,6 +331,7 @@ def cmd_judge(args: argparse.Namespace, settings: Settings) -> int:
                     pairs=pairs, concurrency=args.concurrency, on_item=report)
         )  # fmt: skip
         if args.out:
+            update_manifest_config(Path(args.out), config)
             written = write_results(experiments, args.experiment, Path(args.out))
             print(f"rewrote {Path(args.out) / 'results.jsonl'} ({written} prompts)", file=sys.stderr)
     print(f"experiment {args.experiment} judged again by {config.eval_judge_model}: {len(config.judged_pairs())} pairs")

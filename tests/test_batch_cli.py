@@ -161,6 +161,8 @@ def test_judge_again_with_another_prompt_and_pairs(tmp_path, fake, capsys):
     assert len(judged) == 4 and all(c.messages[-1]["content"].startswith("CUSTOM JUDGE") for c in judged)
     for record in read_results(out_dir / RESULTS):
         assert {(j["system_a"], j["system_b"]) for j in record["judgements"]} == {("fusion", "bon")}
+    manifest = json.loads((out_dir / "experiment.json").read_text())
+    assert manifest["config"]["pairs"] == [["fusion", "bon"]]  # a --rerun repeats the new judging
     cli.main(["experiments", "--json"])
     [listed] = json.loads(capsys.readouterr().out)
     assert listed["config"]["judge_prompt"].startswith("CUSTOM JUDGE")
