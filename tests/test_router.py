@@ -355,3 +355,25 @@ def test_router_config_is_importable_without_litellm():
     code = "import sys, fusion_core.router; assert 'litellm' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT)
     assert RouterConfig.__module__ == "fusion_core.router"
+
+
+def test_a_batch_spreads_over_the_pool_and_records_its_endpoints_without_keys(tmp_path, monkeypatch, capsys):
+    from fusion_core import cli
+    from fusion_core.batch import RESULTS, read_results
+
+    monkeypatch.setenv("FUSION_ROUTER_CONFIG", str(write(tmp_path, CONFIG)))
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"question {i}"}) + "\n" for i in range(3)))
+    out = tmp_path / "out"
+    args = ["batch", "--input", str(path), "--out", str(out), "--model", "pool", "--fusor", "flaky", "--n", "4",
+            "--selector", "mbr", "--no-eval", "--json"]  # fmt: skip
+    assert cli.main(args) == 0, capsys.readouterr().err
+    records = read_results(out / RESULTS)
+    assert len(records) == 3
+    answers = {c["text"] for r in records for c in r["candidates"]}
+    assert answers == POOL  # 12 candidates from both deployments of the group
+    assert all(r["fusion"]["text"] in POOL for r in records)  # the failing fusor group fell back to the pool
+    manifest = (out / "experiment.json").read_text()
+    assert LITERAL_KEY not in manifest and "node-a-env-value" not in manifest and "pw@" not in manifest
+    groups = {g["name"]: g for g in json.loads(manifest)["router"]["groups"]}
+    assert groups["pool"]["deployments"] == 2
