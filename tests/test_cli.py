@@ -95,7 +95,8 @@ def test_a_run_on_the_embedded_model_is_printed_as_json_and_stored(tmp_path):
     assert len(out["candidates"]) == 3
     assert all(c["model"] == "local/smollm2-135m" and c["error"] is None and c["text"] for c in out["candidates"])
     assert all(c["latency_s"] > 0 for c in out["candidates"])
-    assert out["bon"]["index"] in (0, 1, 2) and out["bon"]["method"] == "judge" and len(out["bon"]["scores"]) == 3
+    assert out["bon"]["index"] in (0, 1, 2) and len(out["bon"]["scores"]) == 3
+    assert out["bon"]["method"] in ("judge", "judge→mbr")  # a 135M judge often gives no usable score
     assert out["fusion"]["text"] and out["fusion"]["model"] == "local/smollm2-135m"
     assert (tmp_path / "fusion.db").is_file()
 
