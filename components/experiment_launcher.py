@@ -143,10 +143,7 @@ def launcher(settings: Settings) -> Path | None:
     custom = template if options.eval_judge and template != DEFAULT_JUDGE_PROMPT else None
     try:
         config = batch_config(options, custom, settings.concurrency)
-        models = {*config.models, config.fusor_model, config.eval_judge_model, config.baseline_model}
-        if config.selector in ("judge", "pairwise"):
-            models.add(config.judge_model)
-        for model_name in sorted(m for m in models if m):
+        for model_name in sorted(config.called_models()):
             services.completer().check_model(model_name)
     except FusionError as exc:
         st.error(f"Not started: {exc}")

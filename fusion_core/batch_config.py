@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .fusion import FusionOptions
-from .sampling import MAX_CANDIDATES
+from .sampling import MAX_CANDIDATES, candidate_count
 from .selection import SELECTORS, SelectorConfig, validate
 from .types import RunConfig
 
@@ -46,11 +46,13 @@ class BatchConfig:
         self.models = [m.strip() for m in self.models if m and m.strip()]
         self.scaling = sorted({int(k) for k in self.scaling})
         self.pairs = [list(p) for p in self.pairs]
+        # Every option spelled out, so a configuration that lists only some of them is the same configuration.
+        self.fusion = FusionOptions.from_dict(self.fusion).to_dict()
 
     @property
     def n_max(self) -> int:
         """Candidates sampled per prompt."""
-        return self.n * (len(self.models) if self.mode == "teachers" else 1)
+        return candidate_count(self.run_config(""))
 
     def validate(self) -> None:
         """ConfigError for anything that would fail on every prompt; checked before any model call."""
@@ -62,7 +64,6 @@ class BatchConfig:
             raise ConfigError(f"a batch samples 1 to {MAX_CANDIDATES} candidates per prompt, not {self.n_max}")
         if not self.fusor_model.strip():
             raise ConfigError("a batch needs a fusor model (--fusor)")
-        FusionOptions.from_dict(self.fusion)
         if self.selector not in SELECTORS:
             raise ConfigError(f"unknown selector {self.selector!r}: pass one of {', '.join(SELECTORS)}")
         if self.selector != "oracle":
@@ -103,6 +104,13 @@ class BatchConfig:
             reference=reference,
             language=language,
         )
+
+    def called_models(self) -> set[str]:
+        """Every model the batch calls: samplers, fusor, the Best-of-N judge, the pairwise judge, the baseline."""
+        models = {*self.models, self.fusor_model}
+        if self.selector in ("judge", "pairwise"):
+            models.add(self.judge_model)
+        return models | {m for m in (self.eval_judge_model, self.baseline_model) if m}
 
     def selector_config(self, reference: str | None) -> SelectorConfig:
         """The Best-of-N selector of one prompt (the oracle needs the prompt's reference)."""

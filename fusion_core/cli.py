@@ -15,8 +15,8 @@ from typing import Any
 
 from . import cli_batch, cli_export, cli_report, cli_votes, engine
 from .attribution import attribute
+from .cli_options import add_generation_options, fusion_options, sampling_models
 from .errors import ConfigError, FusionError
-from .fusion import STRENGTHS
 from .llm import LiteLLMCompleter, redact
 from .model_fetch import fetch_model
 from .render import attribution_text, report_html
@@ -45,16 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--selector", choices=SELECTORS, default="judge", help="Best-of-N selector (default judge)")
     run.add_argument("--judge", help="judge model for the judge/pairwise selectors")
     run.add_argument("--reference", help="reference answer (oracle selector)")
-    run.add_argument("--temperature", type=float, default=0.8)
-    run.add_argument("--top-p", type=float)
-    run.add_argument("--max-tokens", type=int, default=512, help="per candidate")
-    run.add_argument("--seed", type=int, default=0, help="first sample's seed; sample i uses seed+i")
-    run.add_argument("--strength", choices=list(STRENGTHS), default="balanced", help="fusion strength")
-    run.add_argument("--instructions", default="", help="extra fusor instructions or a constitution")
-    run.add_argument("--persona", default="", help="tone or persona of the fused answer")
-    run.add_argument("--reasoning", action="store_true", help="fusor thinks first; only its final answer is kept")
-    run.add_argument("--shuffle", action="store_true", help="shuffle the candidates shown to the fusor")
-    run.add_argument("--fusor-max-tokens", type=int, default=1024)
+    add_generation_options(run)
     run.add_argument("--language", help="language tag stored with the run (e.g. en, zh)")
     run.add_argument("--concurrency", type=int, help="parallel model calls (default FUSION_CONCURRENCY)")
     run.add_argument("--no-store", action="store_true", help="do not save the run")
@@ -99,26 +90,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """`run`: one fusion and one Best-of-N choice on the same candidates."""
-    teachers = [t.strip() for t in (args.teachers or "").split(",") if t.strip()]
+    models, mode = sampling_models(args, settings)
     config = RunConfig(
         prompt=args.prompt,
-        models=teachers or [args.model or settings.default_model],
+        models=models,
         n=args.n,
-        mode="teachers" if teachers else "samples",
+        mode=mode,
         temperature=args.temperature,
         top_p=args.top_p,
         max_tokens=args.max_tokens,
         seed=args.seed,
         fusor_model=args.fusor or settings.fusor_model,
-        fusion={
-            "strength": args.strength,
-            "instructions": args.instructions,
-            "persona": args.persona,
-            "reasoning": args.reasoning,
-            "shuffle": args.shuffle,
-            "seed": args.seed,
-            "max_tokens": args.fusor_max_tokens,
-        },
+        fusion=fusion_options(args),
         selector=args.selector,
         judge_model=args.judge or settings.judge_model,
         reference=args.reference,

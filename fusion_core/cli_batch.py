@@ -12,9 +12,9 @@ from typing import Any, TextIO
 from .batch import BatchRunner, BatchSummary, Progress, open_experiment, update_manifest_config, write_results
 from .batch_config import BatchConfig
 from .batch_input import LoadedInput, load_items
+from .cli_options import add_generation_options, fusion_options, sampling_models
 from .errors import ConfigError
 from .experiments import ExperimentStore
-from .fusion import STRENGTHS
 from .llm import LiteLLMCompleter
 from .rejudge import rejudge
 from .router import load_router_config
@@ -54,13 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     batch.add_argument("--pairs", help="judged pairs, e.g. fusion:bon,fusion:baseline (default: see docs)")
     batch.add_argument("--judge-prompt", metavar="FILE", help="the pairwise judge's template ({prompt} {first} "
                        "{second})")  # fmt: skip
-    batch.add_argument("--temperature", type=float, default=0.8)
-    batch.add_argument("--top-p", type=float)
-    batch.add_argument("--max-tokens", type=int, default=512, help="per candidate")
-    batch.add_argument("--seed", type=int, default=0)
-    batch.add_argument("--strength", choices=list(STRENGTHS), default="balanced", help="fusion strength")
-    batch.add_argument("--instructions", default="", help="extra fusor instructions")
-    batch.add_argument("--fusor-max-tokens", type=int, default=1024)
+    add_generation_options(batch)
     batch.add_argument("--judge-max-tokens", type=int, default=256)
     batch.add_argument("--concurrency", type=int, default=4, help="prompts in flight (default 4)")
     batch.add_argument("--limit", type=int, help="process at most this many prompts in this run")
@@ -94,23 +88,18 @@ def coverage_notes(loaded: LoadedInput) -> list[str]:
 
 def config_from_args(args: argparse.Namespace, settings: Settings) -> BatchConfig:
     """The batch configuration the options ask for."""
-    teachers = [t.strip() for t in (args.teachers or "").split(",") if t.strip()]
+    models, mode = sampling_models(args, settings)
     judge = args.judge or settings.judge_model
     config = BatchConfig(
-        models=teachers or [args.model or settings.default_model],
-        mode="teachers" if teachers else "samples",
+        models=models,
+        mode=mode,
         n=args.n,
         fusor_model=args.fusor or settings.fusor_model,
         temperature=args.temperature,
         top_p=args.top_p,
         max_tokens=args.max_tokens,
         seed=args.seed,
-        fusion={
-            "strength": args.strength,
-            "instructions": args.instructions,
-            "max_tokens": args.fusor_max_tokens,
-            "seed": args.seed,
-        },
+        fusion=fusion_options(args),
         selector=args.selector,
         judge_model=judge,
         reward_url=args.reward_url,
@@ -223,11 +212,7 @@ def _rerun_manifest(path: str) -> dict[str, Any]:
 
 def _check_models(config: BatchConfig, completer: LiteLLMCompleter) -> None:
     """Fail before any call when a model is unknown or lacks its key."""
-    models = {config.fusor_model, *config.models}
-    if config.selector in ("judge", "pairwise"):
-        models.add(config.judge_model)
-    models |= {m for m in (config.eval_judge_model, config.baseline_model) if m}
-    for model in sorted(models):
+    for model in sorted(config.called_models()):
         completer.check_model(model)
 
 

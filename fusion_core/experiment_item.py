@@ -23,7 +23,8 @@ from .errors import FusionError
 from .fusion import FusionOptions
 from .llm import Completer, redact
 from .sampling import plan_samples, prompt_messages, sample
-from .types import Candidate, GenParams, RunResult, Usage
+from .selection import SelectorConfig
+from .types import Candidate, GenParams, RunConfig, RunResult, Usage
 
 
 async def process_item(item: BatchItem, config: BatchConfig, completer: Completer) -> tuple[dict[str, Any], RunResult]:
@@ -41,7 +42,7 @@ async def process_item(item: BatchItem, config: BatchConfig, completer: Complete
         sampling_s = time.perf_counter() - started
         main, *prefixes = await asyncio.gather(
             finish_run(run_config, candidates, completer, selector=selector, options=options, sampling_s=sampling_s),
-            *(_prefix(run_config, candidates[:k], completer, config, item) for k in config.scaling_ns()),
+            *(_prefix(run_config, candidates[:k], completer, selector, options) for k in config.scaling_ns()),
         )
         base = await baseline
     finally:
@@ -52,18 +53,17 @@ async def process_item(item: BatchItem, config: BatchConfig, completer: Complete
     return record, main
 
 
-async def _prefix(run_config, candidates: list[Candidate], completer, config: BatchConfig, item: BatchItem) -> dict:
+async def _prefix(
+    run_config: RunConfig,
+    candidates: list[Candidate],
+    completer: Completer,
+    selector: SelectorConfig,
+    options: FusionOptions,
+) -> dict:
     k = len(candidates)
     entry: dict[str, Any] = {"n": k}
     try:
-        run = await finish_run(
-            run_config,
-            candidates,
-            completer,
-            selector=config.selector_config(item.reference),
-            options=FusionOptions.from_dict(config.fusion),
-            attribution=False,
-        )
+        run = await finish_run(run_config, candidates, completer, selector=selector, options=options, attribution=False)
     except FusionError as exc:
         return {**entry, "bon_index": None, "bon_error": str(exc), "fusion_text": None, "fusion_error": str(exc)}
     entry["usage"] = {stage: u.__dict__ for stage, u in run.usage().items() if stage != "sampling"}
@@ -148,12 +148,11 @@ def _record(item: BatchItem, run: RunResult, prefixes: list[dict], baseline: dic
                 entry["oracle_chrf"] = best
     if item.answer:
         correct = {name: metrics.answer_correct(text, item.answer) for name, text in outputs.items()}
-        correct["oracle"] = any(metrics.answer_correct(t, item.answer) for t in texts if t)
+        hits = [t for t in texts if t and metrics.answer_correct(t, item.answer)]
+        correct["oracle"] = bool(hits)
         record["correct"] = correct
-        if "oracle" not in outputs:
-            hit = next((t for t in texts if t and metrics.answer_correct(t, item.answer)), None)
-            if hit:
-                outputs["oracle"] = hit
+        if hits:
+            outputs.setdefault("oracle", hits[0])
     record["outputs"] = outputs
     return record
 

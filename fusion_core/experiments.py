@@ -104,7 +104,7 @@ class ExperimentStore:
             row = conn.execute(sa.select(ExperimentRow).where(ExperimentRow.id == experiment_id)).first()
             if row is None:
                 return None
-            return _experiment(row, self._counts(conn).get(experiment_id, {}))
+            return _experiment(row, self._counts(conn, experiment_id).get(experiment_id, {}))
 
         return self._tx.run(f"read experiment {experiment_id}", work)
 
@@ -119,9 +119,13 @@ class ExperimentStore:
         return self._tx.run("list experiments", work)
 
     @staticmethod
-    def _counts(conn: sa.Connection) -> dict[str, dict[str, int]]:
+    def _counts(conn: sa.Connection, experiment_id: str | None = None) -> dict[str, dict[str, int]]:
+        """Items per status, per experiment (only `experiment_id`'s when given: progress polls it often)."""
         e = ExperimentItemRow
-        rows = conn.execute(sa.select(e.experiment_id, e.status, sa.func.count()).group_by(e.experiment_id, e.status))
+        query = sa.select(e.experiment_id, e.status, sa.func.count()).group_by(e.experiment_id, e.status)
+        if experiment_id is not None:
+            query = query.where(e.experiment_id == experiment_id)
+        rows = conn.execute(query)
         counts: dict[str, dict[str, int]] = {}
         for experiment_id, status, n in rows:
             counts.setdefault(experiment_id, dict.fromkeys(STATUSES, 0))[status] = int(n)

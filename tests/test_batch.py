@@ -301,3 +301,10 @@ def test_a_teacher_pool_batch_gives_fused_sft_data(store, tmp_path):
     assert [row["messages"][0]["content"] for row in fused.rows] == ["prompt0 please", "prompt1 please"]
     assert all(row["messages"][1] == {"role": "assistant", "content": r["fusion"]["text"]}
                for row, r in zip(fused.rows, records, strict=True))  # fmt: skip
+
+
+def test_a_configuration_listing_only_some_fusion_options_is_the_same_configuration():
+    partial = config(fusion={"strength": "balanced", "max_tokens": 1024})
+    assert partial.differences(config(fusion={})) == []
+    assert partial.fusion["persona"] == "" and partial.fusion["reasoning"] is False
+    assert config(fusion={"strength": "aggressive"}).differences(partial) == ["fusion"]

@@ -1,0 +1,44 @@
+"""Options that `run` and `batch` share: the sampling pool, generation parameters and the fusor's options."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .fusion import STRENGTHS
+from .settings import Settings
+
+
+def add_generation_options(parser: argparse.ArgumentParser) -> None:
+    """Sampling parameters of the candidates and the fusor's options."""
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top-p", type=float)
+    parser.add_argument("--max-tokens", type=int, default=512, help="per candidate")
+    parser.add_argument("--seed", type=int, default=0, help="first sample's seed; sample i uses seed+i")
+    parser.add_argument("--strength", choices=list(STRENGTHS), default="balanced", help="fusion strength")
+    parser.add_argument("--instructions", default="", help="extra fusor instructions or a constitution")
+    parser.add_argument("--persona", default="", help="tone or persona of the fused answer")
+    parser.add_argument("--reasoning", action="store_true", help="fusor thinks first; only its final answer is kept")
+    parser.add_argument("--shuffle", action="store_true", help="shuffle the candidates shown to the fusor")
+    parser.add_argument("--fusor-max-tokens", type=int, default=1024)
+
+
+def sampling_models(args: argparse.Namespace, settings: Settings) -> tuple[list[str], str]:
+    """The models to sample and the mode: a --teachers pool, else --model (or the default) alone."""
+    teachers = [t.strip() for t in (args.teachers or "").split(",") if t.strip()]
+    if teachers:
+        return teachers, "teachers"
+    return [args.model or settings.default_model], "samples"
+
+
+def fusion_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The fusor's options (FusionOptions as a dict) from the command line."""
+    return {
+        "strength": args.strength,
+        "instructions": args.instructions,
+        "persona": args.persona,
+        "reasoning": args.reasoning,
+        "shuffle": args.shuffle,
+        "seed": args.seed,
+        "max_tokens": args.fusor_max_tokens,
+    }
