@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .fusion import FusionOptions
-from .sampling import MAX_CANDIDATES, candidate_count
+from .sampling import MAX_CANDIDATES, candidate_count, validate_config
 from .selection import SELECTORS, SelectorConfig, validate
 from .types import RunConfig
 
@@ -62,6 +62,7 @@ class BatchConfig:
             raise ConfigError(f"unknown mode {self.mode!r}: use samples or teachers")
         if not 1 <= self.n_max <= MAX_CANDIDATES:
             raise ConfigError(f"a batch samples 1 to {MAX_CANDIDATES} candidates per prompt, not {self.n_max}")
+        validate_config(self.run_config("every prompt"))  # temperature, top_p, max_tokens: the sampler's own rules
         if not self.fusor_model.strip():
             raise ConfigError("a batch needs a fusor model (--fusor)")
         if self.selector not in SELECTORS:

@@ -54,6 +54,8 @@ def test_bad_lines_are_reported_with_line_numbers_and_the_rest_runs(tmp_path, fa
         (['{"prompt": "p"}'], ["--pairs", "fusion"], "a pair is written a:b"),
         (['{"prompt": "p"}'], ["--pairs", "fusion:baseline"], "pass a baseline model"),
         (['{"prompt": "p"}'], ["--concurrency", "0"], "at least 1"),
+        (['{"prompt": "p"}'], ["--temperature", "5"], "temperature must be between 0 and 2"),
+        (['{"prompt": "p"}'], ["--max-tokens", "0"], "max_tokens must be at least 1"),
     ],
 )
 def test_bad_options_and_files_are_one_line_errors(tmp_path, fake, capsys, lines, args, message):
