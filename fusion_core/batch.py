@@ -186,6 +186,7 @@ class BatchRunner:
         self._in_flight: set[str] = set()
         self._failures: dict[str, list[str]] = {}
         self._claimed = 0
+        self._started = time.perf_counter()  # reset when run() starts
         self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="batch-db")
 
     async def _call(self, fn, *args, **kwargs):
@@ -194,13 +195,13 @@ class BatchRunner:
     async def run(self) -> BatchSummary:
         """Process items until none is left (or `limit` is reached); Ctrl-C stops cleanly and can be resumed."""
         experiment = await self._call(self.experiments.get, self.experiment_id)
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         self.progress = Progress(total=experiment.n_items, already=experiment.finished)
         if self.out_dir is not None:
             await self._call(self.write_results, ("done",))
         interrupted = False
         beat = asyncio.ensure_future(self._heartbeats())
-        workers = [asyncio.ensure_future(self._work(started)) for _ in range(self.config.concurrency)]
+        workers = [asyncio.ensure_future(self._work()) for _ in range(self.config.concurrency)]
         try:
             await asyncio.gather(*workers)
         except asyncio.CancelledError:
@@ -228,7 +229,7 @@ class BatchRunner:
             _atomic_write(self.out_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
         return summary
 
-    async def _work(self, started: float) -> None:
+    async def _work(self) -> None:
         while True:
             if self.limit is not None and self._claimed >= self.limit:
                 return
@@ -240,12 +241,12 @@ class BatchRunner:
                     return
                 continue
             self._in_flight.add(item.id)
-            self._report(started)
+            self._report()
             try:
                 await self._process(item)
             finally:
                 self._in_flight.discard(item.id)
-            self._report(started, last=item.id)
+            self._report(last=item.id)
 
     async def _others_pending(self) -> bool:
         """Wait a moment while other workers hold items; False once nothing is held."""
@@ -254,6 +255,7 @@ class BatchRunner:
             return True
         held = experiment.counts.get("running", 0) - len(self._in_flight)  # this worker's own are not waited for
         self.progress.waiting = max(0, held)
+        self._report()
         if held <= 0:
             return False
         await asyncio.sleep(min(self.poll_s, self.stale_after_s / 4))
@@ -301,9 +303,9 @@ class BatchRunner:
             except StoreError as exc:
                 log.warning("heartbeat failed (will retry): %s", exc)
 
-    def _report(self, started: float, last: str | None = None) -> None:
+    def _report(self, last: str | None = None) -> None:
         self.progress.in_flight = len(self._in_flight)
-        self.progress.elapsed_s = time.perf_counter() - started
+        self.progress.elapsed_s = time.perf_counter() - self._started
         if last is not None:
             self.progress.last = last
         if self.on_progress is not None:

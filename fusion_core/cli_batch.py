@@ -253,6 +253,8 @@ def progress_text(p: Progress, width: int = 28) -> str:
         parts.append(f"{p.failed} failed")
     if p.in_flight:
         parts.append(f"{p.in_flight} running")
+    if p.waiting:
+        parts.append(f"waiting for {p.waiting} held by other workers")
     parts.append(f"{p.prompt_tokens + p.completion_tokens:,} tokens")
     if p.cost is not None:
         parts.append(f"${p.cost:.4f}")

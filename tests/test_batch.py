@@ -162,8 +162,12 @@ def test_a_live_workers_prompt_is_waited_for_not_duplicated(store, tmp_path):
 
     timer = threading.Timer(0.5, other_finishes)
     timer.start()
-    summary = run(experiments, eid, cfg, fake, out, stale_after_s=60, poll_s=0.1)
+    seen = []
+    summary = run(
+        experiments, eid, cfg, fake, out, stale_after_s=60, poll_s=0.1, on_progress=lambda p: seen.append(p.waiting)
+    )
     timer.join()
+    assert 1 in seen  # the progress said it was waiting for the other worker's prompt
     assert "prompt0" not in sampled_prompts(fake)
     assert summary.progress.done == N_PROMPTS - 1 and summary.left == 0
     assert read_results(out / RESULTS)[0]["by"] == "other"

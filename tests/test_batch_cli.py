@@ -112,6 +112,13 @@ def test_progress_text():
     assert "900 tokens" in line and "1m00s, ~1m00s left" in line
 
 
+def test_progress_says_when_other_workers_hold_the_last_prompts():
+    from fusion_core.batch import Progress
+
+    line = cli_batch.progress_text(Progress(total=4, done=3, waiting=1, elapsed_s=5))
+    assert "waiting for 1 held by other workers" in line
+
+
 def test_a_batch_on_the_embedded_model_is_interrupted_and_resumed(tmp_path):
     """The real thing: the CLI on the embedded model, Ctrl-C after the first prompt, then the same command again."""
     rows = [{"id": f"q{i}", "prompt": p, "language": "en"} for i, p in enumerate(["Name a colour.", "Say hello."])]
