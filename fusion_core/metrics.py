@@ -112,8 +112,6 @@ _LATEX_FRAC = re.compile(r"\\[dt]?frac\{\s*([^{}]+?)\s*\}\{\s*([^{}]+?)\s*\}")
 _LATEX_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}")
 _NUMERIC = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+(?:\.\d*)?)?")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
-# A plain a/b in a model's text; extract_final_answer would keep only "a" ("the answer is 3/4" -> "3").
-_TEXT_FRACTION = re.compile(r"(?<![\d./,])(-?\d+)\s*/\s*(\d+)(?![\d./])")
 
 
 def _as_number(answer: str) -> Fraction | None:
@@ -154,20 +152,12 @@ def _multiplicity(n: int, p: int) -> int:
     return count
 
 
-def _with_decimal_fractions(text: str) -> str:
-    def decimal(m: re.Match[str]) -> str:
-        numerator, denominator = int(m.group(1)), int(m.group(2))
-        return m.group(0) if denominator == 0 else f"{numerator / denominator:.15f}".rstrip("0").rstrip(".")
-
-    return _TEXT_FRACTION.sub(decimal, text)
-
-
 def answer_correct(text: str | None, answer: str | None) -> bool | None:
     """Whether the final answer in a model's text equals the gold answer; None when either is blank."""
     text, answer = text or "", answer or ""
     if not text.strip() or not answer.strip():
         return None
-    extracted = extract_final_answer(_with_decimal_fractions(text))
+    extracted = extract_final_answer(text)
     if extracted is None:
         return False
     got, gold = _as_number(extracted), _as_number(answer)
