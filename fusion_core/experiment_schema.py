@@ -13,10 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .store import Base
+from .store import NULLABLE_JSON, Base
 
 STATUSES = ("pending", "running", "done", "failed")
-_JSON = sa.JSON(none_as_null=True)
 
 
 class ExperimentRow(Base):
@@ -26,7 +25,7 @@ class ExperimentRow(Base):
     id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), index=True)
-    config: Mapped[dict[str, Any]] = mapped_column(_JSON)
+    config: Mapped[dict[str, Any]] = mapped_column(NULLABLE_JSON)
     input_path: Mapped[str | None] = mapped_column(sa.Text)
     input_sha256: Mapped[str | None] = mapped_column(sa.String(64))
     n_items: Mapped[int] = mapped_column(sa.Integer)
@@ -44,12 +43,12 @@ class ExperimentItemRow(Base):
     item_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
     position: Mapped[int] = mapped_column(sa.Integer)
     language: Mapped[str | None] = mapped_column(sa.String(64))
-    item: Mapped[dict[str, Any]] = mapped_column(_JSON)  # BatchItem.to_dict()
+    item: Mapped[dict[str, Any]] = mapped_column(NULLABLE_JSON)  # BatchItem.to_dict()
     status: Mapped[str] = mapped_column(sa.String(16), default="pending", server_default="pending")
     worker: Mapped[str | None] = mapped_column(sa.String(128))
     heartbeat_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(sa.Text)
-    result: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON)
     run_id: Mapped[str | None] = mapped_column(sa.ForeignKey("runs.id", ondelete="SET NULL"))
     finished_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from .batch_input import BatchItem
 from .errors import StoreError
 from .experiment_schema import STATUSES, ExperimentItemRow, ExperimentRow
-from .store import Store, _utc
+from .store import Store, as_utc
 from .transactions import Transactions
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class ExperimentStore:
     ) -> str:
         """Store a new experiment with all its items pending; return its id."""
         experiment_id = experiment_id or uuid4().hex
-        now = _utc(self.clock())
+        now = as_utc(self.clock())
         row = {
             "id": experiment_id, "name": name[:200], "created_at": now, "config": config,
             "input_path": input_path, "input_sha256": input_sha256, "n_items": len(items),
@@ -162,7 +162,7 @@ class ExperimentStore:
         """Take the first pending (or abandoned) item for `worker`; None when nothing is left to take."""
         e = ExperimentItemRow
         for _attempt in range(20):
-            now = _utc(self.clock())
+            now = as_utc(self.clock())
             stale = now - timedelta(seconds=stale_after_s)
 
             def work(conn: sa.Connection, now=now, stale=stale) -> tuple[bool, BatchItem | None]:
@@ -196,7 +196,7 @@ class ExperimentStore:
             sa.update(e)
             .where(e.experiment_id == experiment_id, e.worker == worker, e.status == "running")
             .where(e.item_id.in_(list(item_ids)))
-            .values(heartbeat_at=_utc(self.clock()))
+            .values(heartbeat_at=as_utc(self.clock()))
         )
         self._tx.run("refresh heartbeats", lambda conn: conn.execute(query), write=True)
 
@@ -214,7 +214,7 @@ class ExperimentStore:
         e = ExperimentItemRow
         values = {
             "status": "failed" if failed else "done", "result": result, "error": result.get("error"),
-            "run_id": run_id, "finished_at": _utc(self.clock()), "heartbeat_at": None,
+            "run_id": run_id, "finished_at": as_utc(self.clock()), "heartbeat_at": None,
         }  # fmt: skip
         query = (
             sa.update(e)
@@ -243,7 +243,7 @@ class ExperimentStore:
         query = (
             sa.update(e)
             .where(e.experiment_id == experiment_id, e.item_id == item_id, e.status == "pending")
-            .values(status="running", worker=worker, heartbeat_at=_utc(self.clock()), attempts=e.attempts + 1)
+            .values(status="running", worker=worker, heartbeat_at=as_utc(self.clock()), attempts=e.attempts + 1)
         )
         return bool(self._tx.run(f"claim {item_id}", lambda conn: conn.execute(query).rowcount, write=True))
 
@@ -292,7 +292,7 @@ def _experiment(row: Any, counts: dict[str, int]) -> Experiment:
     return Experiment(
         id=row.id,
         name=row.name,
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
         config=dict(row.config or {}),
         input_path=row.input_path,
         input_sha256=row.input_sha256,

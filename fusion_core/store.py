@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _PG_LOCK_KEY = 0x66_75_73_69_6F_6E  # "fusion": one constant every process migrating this schema shares
-_IMMEDIATE = "fusion_sqlite_immediate"  # execution option: begin SQLite transactions with BEGIN IMMEDIATE
-_JSON = sa.JSON(none_as_null=True)  # Python None is SQL NULL, not the JSON value null
+SQLITE_IMMEDIATE = "fusion_sqlite_immediate"  # execution option: begin SQLite transactions with BEGIN IMMEDIATE
+NULLABLE_JSON = sa.JSON(none_as_null=True)  # Python None is SQL NULL, not the JSON value null
 _CANDIDATE_FIELDS = ("model", "text", "error", "params", "prompt_tokens", "completion_tokens", "cost", "latency_s")
 
 
@@ -57,15 +57,15 @@ class RunRow(Base):
     fusor_model: Mapped[str] = mapped_column(sa.String(512))
     selector: Mapped[str] = mapped_column(sa.String(64))
     judge_model: Mapped[str] = mapped_column(sa.String(512))
-    config: Mapped[dict[str, Any]] = mapped_column(_JSON)
-    fusor_messages: Mapped[list[dict[str, str]]] = mapped_column(_JSON)
-    bon: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
+    config: Mapped[dict[str, Any]] = mapped_column(NULLABLE_JSON)
+    fusor_messages: Mapped[list[dict[str, str]]] = mapped_column(NULLABLE_JSON)
+    bon: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON)
     bon_error: Mapped[str | None] = mapped_column(sa.Text)
     fused_text: Mapped[str | None] = mapped_column(sa.Text)
-    fusion: Mapped[dict[str, Any] | None] = mapped_column(_JSON)  # FusionResult without text and messages
+    fusion: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON)  # FusionResult without text and messages
     fusion_error: Mapped[str | None] = mapped_column(sa.Text)
-    attribution: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
-    timings: Mapped[dict[str, float]] = mapped_column(_JSON)
+    attribution: Mapped[dict[str, Any] | None] = mapped_column(NULLABLE_JSON)
+    timings: Mapped[dict[str, float]] = mapped_column(NULLABLE_JSON)
     prompt_tokens: Mapped[int] = mapped_column(sa.Integer)
     completion_tokens: Mapped[int] = mapped_column(sa.Integer)
     cost: Mapped[float | None] = mapped_column(sa.Float)
@@ -83,7 +83,7 @@ class CandidateRow(Base):
     model: Mapped[str] = mapped_column(sa.String(512))
     text: Mapped[str] = mapped_column(sa.Text)
     error: Mapped[str | None] = mapped_column(sa.Text)
-    params: Mapped[dict[str, Any]] = mapped_column(_JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(NULLABLE_JSON)
     prompt_tokens: Mapped[int] = mapped_column(sa.Integer)
     completion_tokens: Mapped[int] = mapped_column(sa.Integer)
     cost: Mapped[float | None] = mapped_column(sa.Float)
@@ -122,11 +122,11 @@ class Store:
         except (SQLAlchemyError, CommandError, ImportError, OSError) as exc:
             if engine is not None:
                 engine.dispose()
-            message = f"cannot open database {self.masked_url}: {_reason(exc)}; check FUSION_DATABASE_URL"
+            message = f"cannot open database {self.masked_url}: {error_reason(exc)}; check FUSION_DATABASE_URL"
             raise StoreError(message) from exc
 
     def _upgrade(self) -> None:
-        with self.engine.connect().execution_options(**{_IMMEDIATE: True}) as conn, conn.begin():
+        with self.engine.connect().execution_options(**{SQLITE_IMMEDIATE: True}) as conn, conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
             command.upgrade(alembic_config(conn), "head")
@@ -138,7 +138,7 @@ class Store:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 yield session
         except (SQLAlchemyError, TypeError, ValueError) as exc:  # also a value the column cannot hold (JSON, time)
-            raise StoreError(f"cannot {action} in {self.masked_url}: {_reason(exc)}") from exc
+            raise StoreError(f"cannot {action} in {self.masked_url}: {error_reason(exc)}") from exc
 
     def save_run(self, run: RunResult) -> str:
         """Write the run and its candidates in one transaction; return its id."""
@@ -189,9 +189,7 @@ class Store:
         with self._session("list runs") as session:
             rows = session.execute(query).all()
         return [
-            RunSummary(
-                r[0], _utc(r[1]).isoformat(), r[2], _split(r[3]), r[4], r[5], r[6], r[7], r[8], bool(r[9]), r[10], r[11]
-            )
+            RunSummary(r[0], as_utc(r[1]).isoformat(), r[2], _split(r[3]), *r[4:9], bool(r[9]), r[10], r[11])
             for r in rows
         ]
 
@@ -237,7 +235,7 @@ def _to_row(run: RunResult) -> RunRow:
         candidates.append(CandidateRow(idx=c.index, **{k: data[k] for k in _CANDIDATE_FIELDS}))
     return RunRow(
         id=run.run_id,
-        created_at=_utc(datetime.fromisoformat(run.created_at or "")),
+        created_at=as_utc(datetime.fromisoformat(run.created_at or "")),
         models=",".join(config.models),
         **{k: getattr(config, k) for k in ("prompt", "language", "mode", "fusor_model", "selector", "judge_model")},
         config=config.to_dict(),
@@ -264,7 +262,7 @@ def _from_row(row: RunRow) -> RunResult:
     return RunResult.from_dict(
         {
             "run_id": row.id,
-            "created_at": _utc(row.created_at).isoformat(),
+            "created_at": as_utc(row.created_at).isoformat(),
             "config": row.config,
             "candidates": candidates,
             "bon": row.bon,
@@ -333,7 +331,7 @@ def _enable_wal(dbapi_connection: sqlite3.Connection, attempts: int = 50) -> Non
 
 def _sqlite_begin(connection: sa.Connection) -> None:
     # IMMEDIATE takes the write lock up front, so a read-then-write (the migration) cannot deadlock.
-    immediate = connection.get_execution_options().get(_IMMEDIATE)
+    immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
@@ -341,7 +339,7 @@ def _mask(url: str) -> str:
     return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
     """The first line of what went wrong, without SQLAlchemy's statement dump."""
     if isinstance(exc, ArgumentError) and "plugin" in str(exc):
         return "unsupported URL scheme; use sqlite:///path/to/file.db or postgresql://user@host/db"
@@ -350,7 +348,7 @@ def _reason(exc: BaseException) -> str:
     return redact(lines[0] if lines else type(cause).__name__)
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """Naive times (SQLite returns them, callers may pass them) are UTC already."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 

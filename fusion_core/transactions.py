@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from .errors import StoreError
-from .store import _IMMEDIATE, _reason
+from .store import SQLITE_IMMEDIATE, error_reason
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,13 @@ class Transactions:
             try:
                 with self._gate, self.engine.connect() as conn:
                     if write:
-                        conn = conn.execution_options(**{_IMMEDIATE: True})
+                        conn = conn.execution_options(**{SQLITE_IMMEDIATE: True})
                     with conn.begin():
                         return work(conn)
             except OperationalError as exc:
                 if attempt + 1 == RETRIES or not transient(exc):
                     raise self._failed(action, exc) from exc
-                log.info("database busy during %s, retrying (%s)", action, _reason(exc))
+                log.info("database busy during %s, retrying (%s)", action, error_reason(exc))
                 time.sleep(0.02 * 2**attempt * (1 + random.random()))
             except IntegrityError as exc:
                 if integrity_errors:
@@ -86,7 +86,7 @@ class Transactions:
         raise AssertionError("unreachable")
 
     def _failed(self, action: str, exc: SQLAlchemyError) -> StoreError:
-        return StoreError(f"cannot {action} in {self.masked_url}: {_reason(exc)}")
+        return StoreError(f"cannot {action} in {self.masked_url}: {error_reason(exc)}")
 
 
 def transient(exc: OperationalError) -> bool:

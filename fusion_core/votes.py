@@ -24,7 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from .store import Store, _utc
+from .store import Store, as_utc
 from .transactions import Transactions
 from .types import RunResult
 from .vote_schema import (
@@ -99,7 +99,7 @@ class VoteStore:
         checked = [check_comparison(item) for item in items]
         if not checked:
             return []
-        now, ids = _utc(self.clock()), [new_id() for _ in checked]
+        now, ids = as_utc(self.clock()), [new_id() for _ in checked]
 
         def work(conn: sa.Connection) -> list[str]:
             last = conn.scalar(sa.select(sa.func.max(ComparisonRow.position)).where(ComparisonRow.queue == queue))
@@ -187,7 +187,7 @@ class VoteStore:
                 raise VoteError(f"no comparison with id {comparison_id}; nothing was stored")
             if found.vote_id is not None:
                 return _result(found, comparison_id, voter_id, duplicate=True)
-            now = _utc(self.clock())
+            now = as_utc(self.clock())
             self._check_rate(conn, voter_id, now)
             left_system, right_system = sides(found.system_a, found.system_b, left_output)
             winner_system = {"left": left_system, "right": right_system}.get(winner, winner)
@@ -216,7 +216,7 @@ class VoteStore:
         recent = (VoteRow.voter_id == voter_id, VoteRow.created_at > now - timedelta(seconds=60))
         count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(VoteRow.created_at)).where(*recent)).one()
         if count >= self.max_votes_per_minute:
-            wait = max(1.0, 60 - (now - _utc(oldest)).total_seconds())
+            wait = max(1.0, 60 - (now - as_utc(oldest)).total_seconds())
             limit = self.max_votes_per_minute
             raise RateLimitError(f"more than {limit} votes in a minute; wait {wait:.0f} s and vote again", wait)
 
@@ -326,5 +326,5 @@ def _result(found: sa.Row, comparison_id: str, voter_id: str, duplicate: bool) -
     left_system, right_system = sides(found.system_a, found.system_b, found.left_output)
     return VoteResult(
         found.vote_id, comparison_id, voter_id, found.left_output, found.winner, left_system, right_system,
-        found.winner_system, _utc(found.created_at), duplicate,
+        found.winner_system, as_utc(found.created_at), duplicate,
     )  # fmt: skip
