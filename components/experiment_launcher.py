@@ -11,6 +11,7 @@ import streamlit as st
 
 from components import services
 from components.experiment_process import (
+    JUDGE_PROMPT_FILE,
     LaunchOptions,
     batch_command,
     launch,
@@ -21,6 +22,8 @@ from components.experiment_progress import STARTED
 from components.run_form import SELECTOR_LABELS
 from fusion_core.batch_config import BatchConfig
 from fusion_core.batch_input import LoadedInput, load_items
+from fusion_core.cli import build_parser
+from fusion_core.cli_batch import config_from_args
 from fusion_core.errors import ConfigError, FusionError
 from fusion_core.judging import DEFAULT_JUDGE_PROMPT, validate_template
 from fusion_core.sampling import MAX_CANDIDATES
@@ -47,24 +50,14 @@ def save_upload(settings: Settings, name: str, data: bytes) -> Path:
     return path
 
 
-def batch_config(options: LaunchOptions, judge_prompt: str | None, call_concurrency: int) -> BatchConfig:
-    """The configuration the CLI will build from these options, validated (ConfigError before any launch)."""
+def batch_config(command: list[str], judge_prompt: str | None, settings: Settings) -> BatchConfig:
+    """The configuration the CLI will build from `command` (read by the CLI's own parser), validated."""
     if judge_prompt is not None:
         validate_template(judge_prompt)
-    config = BatchConfig(
-        models=[options.model],
-        fusor_model=options.fusor,
-        n=options.n,
-        selector=options.selector,
-        judge_model=options.judge,
-        scaling=list(range(1, options.n + 1)) if options.scaling else [],
-        eval_judge_model=options.eval_judge,
-        judge_prompt=judge_prompt,
-        baseline_model=options.baseline,
-        name=options.name,
-        concurrency=options.concurrency,
-        call_concurrency=call_concurrency,
-    )
+    args = build_parser().parse_args(command[3:])  # after `python -m fusion_core`
+    args.judge_prompt = None  # the edited prompt's file is written only once the batch starts
+    config = config_from_args(args, settings)
+    config.judge_prompt = judge_prompt
     config.validate()
     return config
 
@@ -141,18 +134,21 @@ def launcher(settings: Settings) -> Path | None:
         max_tokens=int(max_tokens),
     )  # fmt: skip
     custom = template if options.eval_judge and template != DEFAULT_JUDGE_PROMPT else None
+    out_dir = out_dir_for(settings, options.name)
+    if custom is not None:
+        options.judge_prompt_file = out_dir / JUDGE_PROMPT_FILE
+    command = batch_command(options, out_dir)
     try:
-        config = batch_config(options, custom, settings.concurrency)
+        config = batch_config(command, custom, settings)
         for model_name in sorted(config.called_models()):
             services.completer().check_model(model_name)
     except FusionError as exc:
         st.error(f"Not started: {exc}")
         return None
-    out_dir = out_dir_for(settings, options.name)
     if custom is not None:
-        options.judge_prompt_file = write_judge_prompt(out_dir, custom)
+        write_judge_prompt(out_dir, custom)
     try:
-        pid = launch(batch_command(options, out_dir), out_dir, settings)
+        pid = launch(command, out_dir, settings)
     except OSError as exc:
         st.error(f"Could not start the batch: {exc}")
         return None
