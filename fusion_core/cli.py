@@ -15,8 +15,8 @@ from typing import Any
 
 from . import cli_batch, cli_export, cli_report, cli_votes, engine
 from .attribution import attribute
-from .cli_options import add_generation_options, fusion_options, sampling_models
-from .errors import ConfigError, FusionError
+from .cli_options import add_generation_options, fusion_options, read_text, sampling_models
+from .errors import FusionError
 from .llm import LiteLLMCompleter, redact
 from .model_fetch import fetch_model
 from .render import attribution_text, report_html
@@ -205,7 +205,7 @@ def cmd_fetch_model(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_attribute(args: argparse.Namespace, settings: Settings) -> int:
     """`attribute`: attribute a fused answer in a file to candidates in files."""
-    fused, candidates = _read(args.fused), [_read(path) for path in args.candidate]
+    fused, candidates = read_text(args.fused), [read_text(path) for path in args.candidate]
     attribution = attribute(fused, candidates)
     names = candidate_labels(len(candidates))
     if args.json:
@@ -215,18 +215,6 @@ def cmd_attribute(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(attribution_text(fused, attribution, names))
     return 0
-
-
-def _read(path: str) -> str:
-    """A UTF-8 text file, or stdin for "-"."""
-    try:
-        if path == "-":
-            return sys.stdin.read()
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"cannot read {path}: {reason}; pass a UTF-8 text file") from exc
 
 
 COMMANDS = {

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from .batch import BatchRunner, BatchSummary, Progress, open_experiment, update_manifest_config, write_results
 from .batch_config import BatchConfig
 from .batch_input import LoadedInput, load_items
-from .cli_options import add_generation_options, fusion_options, sampling_models
+from .cli_options import add_generation_options, fusion_options, read_text, sampling_models
 from .errors import ConfigError
 from .experiments import ExperimentStore
 from .llm import LiteLLMCompleter
@@ -104,7 +104,7 @@ def config_from_args(args: argparse.Namespace, settings: Settings) -> BatchConfi
         judge_model=judge,
         reward_url=args.reward_url,
         eval_judge_model=None if args.no_eval else (args.eval_judge or judge),
-        judge_prompt=_read_text(args.judge_prompt) if args.judge_prompt else None,
+        judge_prompt=read_text(args.judge_prompt) if args.judge_prompt else None,
         judge_max_tokens=args.judge_max_tokens,
         baseline_model=args.baseline,
         pairs=[_pair(p) for p in (args.pairs or "").split(",") if p.strip()],
@@ -132,13 +132,6 @@ def _pair(text: str) -> list[str]:
     if len(parts) != 2 or not all(parts):
         raise ConfigError(f"a pair is written a:b, e.g. fusion:bon, not {text!r}")
     return parts
-
-
-def _read_text(path: str) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}; pass a UTF-8 text file") from None
 
 
 def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
@@ -202,7 +195,7 @@ def _environment(settings: Settings) -> dict[str, Any] | None:
 def _rerun_manifest(path: str) -> dict[str, Any]:
     """An earlier experiment's experiment.json (its configuration and input)."""
     try:
-        data = json.loads(_read_text(path))
+        data = json.loads(read_text(path))
     except ValueError:
         raise ConfigError(f"{path} is not JSON: pass an experiment.json written by `batch`") from None
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
@@ -305,7 +298,7 @@ def cmd_judge(args: argparse.Namespace, settings: Settings) -> int:
     if args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     pairs = [_pair(p) for p in args.pairs.split(",") if p.strip()] if args.pairs else None
-    prompt = _read_text(args.judge_prompt) if args.judge_prompt else None
+    prompt = read_text(args.judge_prompt) if args.judge_prompt else None
     completer = LiteLLMCompleter(settings)
     with Store(settings.database_url) as store:
         experiments = ExperimentStore(store)

@@ -1,10 +1,12 @@
-"""Options that `run` and `batch` share: the sampling pool, generation parameters and the fusor's options."""
+"""What the commands share: the sampling pool, generation parameters, the fusor's options, reading a text file."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
+from .errors import ConfigError
 from .fusion import STRENGTHS
 from .settings import Settings
 
@@ -42,3 +44,15 @@ def fusion_options(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "max_tokens": args.fusor_max_tokens,
     }
+
+
+def read_text(path: str) -> str:
+    """A UTF-8 text file, or stdin for "-"; ConfigError saying why it cannot be read."""
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read {path}: {reason}; pass a UTF-8 text file") from exc
