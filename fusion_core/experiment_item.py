@@ -61,14 +61,17 @@ async def _prefix(
     options: FusionOptions,
 ) -> dict:
     k = len(candidates)
-    entry: dict[str, Any] = {"n": k}
     try:
         run = await finish_run(run_config, candidates, completer, selector=selector, options=options, attribution=False)
     except FusionError as exc:
-        return {**entry, "bon_index": None, "bon_error": str(exc), "fusion_text": None, "fusion_error": str(exc)}
-    entry["usage"] = {stage: u.__dict__ for stage, u in run.usage().items() if stage != "sampling"}
+        return {"n": k, "bon_index": None, "bon_error": str(exc), "fusion_text": None, "fusion_error": str(exc)}
+    usage = {stage: u.__dict__ for stage, u in run.usage().items() if stage != "sampling"}  # samples are shared
+    return {"n": k, "usage": usage, **_scaling_entry(run)}
+
+
+def _scaling_entry(run: RunResult) -> dict[str, Any]:
+    """What a scaling point keeps of a run on the first k candidates: the pick and the fused text, or their errors."""
     return {
-        **entry,
         "bon_index": run.bon.index if run.bon else None,
         "bon_error": run.bon_error,
         "fusion_text": run.fusion.text if run.fusion else None,
@@ -121,8 +124,7 @@ def _record(item: BatchItem, run: RunResult, prefixes: list[dict], baseline: dic
         if entry.get("bon_index") is not None and texts[entry["bon_index"]]:
             outputs[f"bon@{k}"] = texts[entry["bon_index"]]
         scaling.append(entry)
-    scaling.append({"n": config.n_max, "bon_index": bon["index"] if bon else None, "bon_error": run.bon_error,
-                    "fusion_text": fusion["text"] if fusion else None, "fusion_error": run.fusion_error})  # fmt: skip
+    scaling.append({"n": config.n_max, **_scaling_entry(run)})
     record: dict[str, Any] = {
         **item.to_dict(),
         "status": "done",
@@ -144,8 +146,7 @@ def _record(item: BatchItem, run: RunResult, prefixes: list[dict], baseline: dic
         if scored.get("oracle_index") is not None:
             outputs["oracle"] = texts[scored["oracle_index"]]
             for entry in scaling:  # the oracle of the first k candidates, for the scaling curves
-                best = _best_prefix(scored["candidates"][: entry["n"]])
-                entry["oracle_chrf"] = best
+                entry["oracle_chrf"] = _best_prefix(scored["candidates"][: entry["n"]])
     if item.answer:
         correct = {name: metrics.answer_correct(text, item.answer) for name, text in outputs.items()}
         hits = [t for t in texts if t and metrics.answer_correct(t, item.answer)]
