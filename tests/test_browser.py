@@ -54,10 +54,15 @@ def test_a_fusion_on_the_embedded_model_shows_candidates_bon_and_coloured_fusion
     badges = page.locator("span.stMarkdownBadge", has_text="Best-of-N")
     expect(badges.first).to_be_visible()
     assert badges.count() == 1
-    coloured = page.locator("span[title^='Candidate']")
-    expect(coloured.first).to_be_visible()
-    assert coloured.count() >= 1
-    expect(page.get_by_text("novel", exact=False).first).to_be_visible()
+    # What the 135M fusor writes varies between machines (continuous batching is not bit-exact), so here we
+    # check that the answer is attributed end to end; which colours appear is checked on a fixed run below.
+    legend = page.locator("span", has_text="Novel:").filter(has_not_text="Candidate")
+    expect(legend.first).to_be_visible()
+    for i in range(1, 5):
+        expect(page.locator("span", has_text=f"Candidate {i}").filter(has_text="%").first).to_be_visible()
+    segments = page.locator("span[title^='Candidate'], span[title^='Novel: in no candidate']")
+    expect(segments.first).to_be_visible()
+    assert "".join(segments.all_inner_texts()).strip()
     assert "run=" in page.url
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "playground.png"), full_page=True)
@@ -85,3 +90,32 @@ def test_hostile_candidate_text_is_shown_as_text_and_never_runs(app, page):
     assert page.locator("img[src='x']").count() == 0
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "hostile.png"), full_page=True)
+
+
+def test_each_copied_segment_is_coloured_and_titled_with_its_candidate(app, page):
+    base, url = app
+    texts = [
+        "Rayleigh scattering sends short blue wavelengths across the whole sky.",
+        "The ocean reflects the sky, which is a common myth about its colour.",
+        "At sunset light crosses more air, so the reds and oranges remain.",
+    ]
+    fused = f"{texts[0]} Something written only by the fusor itself here. {texts[2]}"
+    run = RunResult(
+        config=RunConfig(prompt="Why is the sky blue?", models=["m"], n=3),
+        candidates=[Candidate(i, "m", text=t) for i, t in enumerate(texts)],
+        bon=Selection(index=1, method="mbr", scores=[0.2, 0.5, 0.3]),
+        fusion=FusionResult(text=fused, model="f", messages=[], order=[0, 1, 2]),
+    )
+    with Store(url) as store:
+        run_id = store.save_run(run)
+    page.goto(f"{base}/?run={run_id}")
+    expect(page.get_by_role("heading", name="Fusion-of-N")).to_be_visible(timeout=60_000)
+    first = page.locator("span[title^='Candidate 1']")
+    third = page.locator("span[title^='Candidate 3']")
+    expect(first.first).to_be_visible()
+    assert "Rayleigh scattering" in "".join(first.all_inner_texts())
+    assert "reds and oranges" in "".join(third.all_inner_texts())
+    assert page.locator("span[title^='Candidate 2']").count() == 0
+    novel = "".join(page.locator("span[title^='Novel: in no candidate']").all_inner_texts())
+    assert "only by the fusor" in novel
+    assert "Rayleigh" not in novel
