@@ -29,8 +29,11 @@ def iterate_panel(result: RunResult) -> None:
         if st.button("Re-fuse", key="it_refuse"):
             options = current_options()
             _adopt(
-                runner.guarded(
-                    "Re-fuse failed", lambda: engine.refuse(result, completer, fusor_model=fusor, options=options)
+                runner.refuse_live(
+                    lambda on_delta: engine.refuse(
+                        result, completer, fusor_model=fusor, options=options, on_delta=on_delta
+                    ),
+                    fusor,
                 )
             )
     with prompt_tab:
@@ -47,7 +50,12 @@ def iterate_panel(result: RunResult) -> None:
                 )
                 edited.append({"role": message["role"], "content": text})
             if st.button("Re-fuse with this prompt", key="it_prompt"):
-                _adopt(runner.guarded("Re-fuse failed", lambda: engine.refuse(result, completer, messages=edited)))
+                _adopt(
+                    runner.refuse_live(
+                        lambda on_delta: engine.refuse(result, completer, messages=edited, on_delta=on_delta),
+                        result.config.fusor_model,
+                    )
+                )
     with reselect_tab:
         method = st.selectbox("Selector", SELECTORS, format_func=SELECTOR_LABELS.get, key="it_selector")
         judge = st.text_input("Judge model", result.config.judge_model, key="it_judge")

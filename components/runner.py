@@ -34,19 +34,14 @@ def guarded(label: str, make: Callable[[], Coroutine[Any, Any, RunResult]]) -> R
 
 
 def run_live(config: RunConfig) -> RunResult | None:
-    """Run with a status box in which each candidate streams in, then is marked done or failed."""
+    """Run with a status box in which each candidate streams in, then is marked done or failed, then the fusor."""
     planned = candidate_count(config)
     status = st.status(f"Sampling {planned} candidates…", expanded=True)
     lines = [status.empty() for _ in range(planned)]
+    fusing = status.empty()
     done: list[Candidate] = []
-    shown: dict[int, float] = {}
-
-    def streaming(index: int, text: str) -> None:
-        now = time.perf_counter()
-        if now - shown.get(index, 0.0) < STREAM_EVERY_S:  # throttle: a repaint per token is wasted work
-            return
-        shown[index] = now
-        lines[index].caption(f"⏳ candidate {index + 1}: {_tail(text)}")
+    streaming = _throttled(lambda index, text: lines[index].caption(f"⏳ candidate {index + 1}: {_tail(text)}"))
+    fusion_streaming = _throttled(lambda _, text: fusing.caption(f"⏳ fusor `{config.fusor_model}`: {_tail(text)}"))
 
     def arrived(candidate: Candidate) -> None:
         done.append(candidate)
@@ -56,17 +51,61 @@ def run_live(config: RunConfig) -> RunResult | None:
             f"{mark} candidate {candidate.index + 1} · `{candidate.model}` · {candidate.latency_s:.1f}s · {what}"
         )
         label = f"{len(done)}/{planned} candidates"
-        status.update(label=label + (" — selecting and fusing…" if len(done) == planned else "…"))
+        # expanded=True again: an update without it collapses the box in the browser (Streamlit 1.67)
+        status.update(label=label + (" — selecting and fusing…" if len(done) == planned else "…"), expanded=True)
 
     cfg = services.settings()
     result = guarded(
         "Run failed",
         lambda: engine.run(
-            config, services.completer(), concurrency=cfg.concurrency, on_candidate=arrived, on_delta=streaming
+            config,
+            services.completer(),
+            concurrency=cfg.concurrency,
+            on_candidate=arrived,
+            on_delta=streaming,
+            on_fusion_delta=lambda text: fusion_streaming(0, text),
         ),
     )
+    if result is not None:
+        fusing.markdown(_fusion_line(result))
     status.update(label="Done" if result else "Failed", state="complete" if result else "error", expanded=False)
     return result
+
+
+def refuse_live(
+    make: Callable[[Callable[[str], None]], Coroutine[Any, Any, RunResult]], fusor: str
+) -> RunResult | None:
+    """Re-fuse with the fusor's answer streaming into a status box; `make(on_delta)` builds the coroutine."""
+    status = st.status(f"Fusing with `{fusor}`…", expanded=True)
+    line = status.empty()
+    streaming = _throttled(lambda _, text: line.caption(f"⏳ {_tail(text)}"))
+    result = guarded("Re-fuse failed", lambda: make(lambda text: streaming(0, text)))
+    if result is not None:
+        line.markdown(_fusion_line(result))
+    status.update(label="Done" if result else "Failed", state="complete" if result else "error", expanded=False)
+    return result
+
+
+def _throttled(show: Callable[[int, str], None]) -> Callable[[int, str], None]:
+    """`show(index, text)` at most every STREAM_EVERY_S per index: a repaint per token is wasted work."""
+    shown: dict[int, float] = {}
+
+    def maybe(index: int, text: str) -> None:
+        now = time.perf_counter()
+        if now - shown.get(index, 0.0) >= STREAM_EVERY_S:
+            shown[index] = now
+            show(index, text)
+
+    return maybe
+
+
+def _fusion_line(result: RunResult) -> str:
+    """The status line for the fusor once it has answered (or failed)."""
+    if result.fusion is None:
+        return f"❌ fusor `{result.config.fusor_model}` · {(result.fusion_error or '')[:160]}"
+    seconds = result.timings.get("fusion", 0.0)
+    words = len(result.fusion.text.split())
+    return f"✅ fusor `{result.fusion.model}` · {seconds:.1f}s · {words} words"
 
 
 def _tail(text: str, limit: int = 160) -> str:

@@ -40,9 +40,13 @@ async def run(
     concurrency: int = 8,
     on_candidate: Callable[[Candidate], None] | None = None,
     on_delta: Callable[[int, str], None] | None = None,
+    on_fusion_delta: Callable[[str], None] | None = None,
     selector: SelectorConfig | None = None,
 ) -> RunResult:
-    """Sample, then select and fuse on the same candidates; raises only if no candidate succeeded."""
+    """Sample, then select and fuse on the same candidates; raises only if no candidate succeeded.
+
+    `on_delta(index, text)` streams each candidate and `on_fusion_delta(text)` the fusor's output so far.
+    """
     selector = selector or selector_config(config)
     options = preflight(config, completer, selector)
     started = time.perf_counter()
@@ -55,7 +59,15 @@ async def run(
         on_delta=on_delta,
     )
     sampling_s = time.perf_counter() - started
-    result = await finish_run(config, candidates, completer, selector=selector, options=options, sampling_s=sampling_s)
+    result = await finish_run(
+        config,
+        candidates,
+        completer,
+        selector=selector,
+        options=options,
+        sampling_s=sampling_s,
+        on_fusion_delta=on_fusion_delta,
+    )
     result.timings["total"] = time.perf_counter() - started
     return result
 
@@ -69,13 +81,14 @@ async def finish_run(
     options: FusionOptions,
     attribution: bool = True,
     sampling_s: float = 0.0,
+    on_fusion_delta: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Select and fuse concurrently on candidates already sampled; raises only if none of them succeeded."""
     require_success(candidates)
     result = RunResult(config=config, candidates=candidates, timings={"sampling": sampling_s})
     await asyncio.gather(
         _select_into(result, selector, completer),
-        _fuse_into(result, options, completer, messages=None, attribution=attribution),
+        _fuse_into(result, options, completer, messages=None, attribution=attribution, on_delta=on_fusion_delta),
     )
     return result
 
@@ -91,12 +104,17 @@ async def _select_into(result: RunResult, selector: SelectorConfig, completer: C
 
 
 async def _fuse_into(
-    result: RunResult, options: FusionOptions, completer: Completer, messages, attribution: bool = True
+    result: RunResult,
+    options: FusionOptions,
+    completer: Completer,
+    messages,
+    attribution: bool = True,
+    on_delta: Callable[[str], None] | None = None,
 ) -> None:
     started = time.perf_counter()
     try:
         result.fusion = await fuse(
-            result.config.prompt, result.candidates, result.config.fusor_model, completer, options, messages
+            result.config.prompt, result.candidates, result.config.fusor_model, completer, options, messages, on_delta
         )
         result.fusion_error = None
     except FusionError as exc:
@@ -123,13 +141,14 @@ async def refuse(
     fusor_model: str | None = None,
     options: FusionOptions | None = None,
     messages: list | None = None,
+    on_delta: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Fuse the same candidates again with other fusor settings (or an edited fusor prompt); no new sampling."""
     options = options or FusionOptions.from_dict(previous.config.fusion)
     config = replace(previous.config, fusor_model=fusor_model or previous.config.fusor_model, fusion=options.to_dict())
     completer.check_model(config.fusor_model)
     result = _copy(previous, config)
-    await _fuse_into(result, options, completer, messages)
+    await _fuse_into(result, options, completer, messages, on_delta=on_delta)
     return result
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import ConfigError, ContextOverflowError
-from .llm import Completer
+from .llm import Completer, OnDelta
 from .types import Candidate, FusionResult, GenParams, Message
 
 STRENGTHS = {
@@ -212,8 +212,12 @@ async def fuse(
     completer: Completer,
     options: FusionOptions | None = None,
     messages: list[Message] | None = None,
+    on_delta: OnDelta | None = None,
 ) -> FusionResult:
-    """Ask the fusor for one new answer; `messages` replaces the built prompt (an edited fusor prompt)."""
+    """Ask the fusor for one new answer; `messages` replaces the built prompt (an edited fusor prompt).
+
+    With `on_delta`, the fusor's raw output so far is passed on as it streams (thinking included).
+    """
     options = options or FusionOptions()
     if messages is None:
         built = build_fusor_prompt(prompt, candidates, options, completer.context_window(fusor_model))
@@ -221,7 +225,7 @@ async def fuse(
         built = FusorPrompt([dict(m) for m in messages], [c.index for c in candidates if c.ok], [])
     params = GenParams(temperature=options.temperature, max_tokens=options.max_tokens, seed=options.seed)
     started = time.perf_counter()
-    done = await completer.complete(fusor_model, built.messages, params)
+    done = await completer.complete(fusor_model, built.messages, params, on_delta)
     text, extra = extract_answer(done.text, options.reasoning)
     warnings = built.warnings + extra
     if done.finish_reason == "length":

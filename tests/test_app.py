@@ -86,6 +86,7 @@ def test_the_playground_runs_a_fusion_shows_it_side_by_side_and_stores_it(env):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
     assert "A fused &lt;b&gt;answer&lt;/b&gt;" in html or "fused" in html
     assert any("badge[" in m.value and "Best-of-N" in m.value for m in at.markdown)
+    assert any(m.value.startswith("✅ fusor `local/smollm2-135m`") for m in at.markdown)  # its status line
     assert store.count_runs() == 1
     assert (
         at.query_params["run"] == [store.list_runs()[0].run_id] or at.query_params["run"] == store.list_runs()[0].run_id

@@ -41,7 +41,7 @@ def page(browser):
     context.close()
 
 
-def test_a_fusion_on_the_embedded_model_shows_candidates_bon_and_coloured_fusion(app, page):
+def test_a_fusion_on_the_embedded_model_shows_candidates_bon_and_the_attributed_fusion(app, page):
     base, _ = app
     page.goto(base)
     expect(page.get_by_role("heading", name="Playground")).to_be_visible(timeout=60_000)
@@ -64,6 +64,10 @@ def test_a_fusion_on_the_embedded_model_shows_candidates_bon_and_coloured_fusion
     expect(segments.first).to_be_visible()
     assert "".join(segments.all_inner_texts()).strip()
     assert "run=" in page.url
+    page.get_by_text("Done", exact=True).click()  # the collapsed status box keeps what streamed
+    for i in range(1, 5):
+        expect(page.get_by_text(f"candidate {i} · local/smollm2-135m")).to_be_visible()
+    expect(page.get_by_text("✅ fusor local/smollm2-135m ·")).to_be_visible()
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "playground.png"), full_page=True)
 

@@ -112,3 +112,24 @@ def test_refuse_and_reselect_reuse_the_candidates_without_sampling():
 def test_self_fusion_is_detected():
     assert engine.is_self_fusion(config(fusor_model="sampler"))
     assert not engine.is_self_fusion(config())
+
+
+def test_the_fusor_streams_its_answer_and_the_candidates_stream_separately():
+    fused = "One fused answer, written word by word."
+    fake = FakeCompleter(default=lambda m, msgs, p: fused if m == "fusor" else replies(m, msgs, p))
+    candidate_deltas, fusion_deltas = [], []
+    result = asyncio.run(
+        engine.run(
+            config(n=2, selector="mbr"),
+            fake,
+            on_delta=lambda i, text: candidate_deltas.append((i, text)),
+            on_fusion_delta=fusion_deltas.append,
+        )
+    )
+    assert fusion_deltas[-1] == result.fusion.text == fused
+    assert len(fusion_deltas) == len(fused.split()) and all(fused.startswith(d) for d in fusion_deltas)
+    assert {i for i, _ in candidate_deltas} == {0, 1}
+    assert all("fused" not in text for _, text in candidate_deltas)
+    again = []
+    refused = asyncio.run(engine.refuse(result, fake, on_delta=again.append))
+    assert again[-1] == refused.fusion.text and len(again) > 1
