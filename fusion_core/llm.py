@@ -122,9 +122,15 @@ def _embedded_handler(litellm: Any) -> Any:
     """A litellm CustomLLM that answers `local/...` with the in-process llama.cpp model."""
 
     class EmbeddedLLM(litellm.CustomLLM):
+        # A call that times out or is cancelled (Ctrl-C) sets `stop`: llama.cpp then ends that
+        # generation at its next token instead of decoding to max_tokens in a thread nobody awaits.
         async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> Any:
             server, request = await _local_request(messages, kwargs)
-            result = await asyncio.to_thread(server.chat, request)
+            stop = threading.Event()
+            try:
+                result = await asyncio.to_thread(server.chat, request, stop)
+            finally:
+                stop.set()
             result["model"] = f"{LOCAL_PROVIDER}/{model}"
             return litellm.ModelResponse(**result)
 
@@ -133,15 +139,19 @@ def _embedded_handler(litellm: Any) -> Any:
             loop = asyncio.get_running_loop()
             chunks: asyncio.Queue = asyncio.Queue()
             end = object()
+            stop = threading.Event()
             worker = asyncio.ensure_future(
                 asyncio.to_thread(
-                    server.chat_stream, request, lambda c: loop.call_soon_threadsafe(chunks.put_nowait, c)
+                    server.chat_stream, request, lambda c: loop.call_soon_threadsafe(chunks.put_nowait, c), stop
                 )
             )
             worker.add_done_callback(lambda _: chunks.put_nowait(end))
-            while (chunk := await chunks.get()) is not end:
-                yield _generic_chunk(chunk)
-            await worker  # re-raises the server's error, if any
+            try:
+                while (chunk := await chunks.get()) is not end:
+                    yield _generic_chunk(chunk)
+                await worker  # re-raises the server's error, if any
+            finally:
+                stop.set()
 
     return EmbeddedLLM()
 

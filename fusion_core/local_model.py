@@ -50,24 +50,68 @@ class EmbeddedModel:
         self.config = config
         self._server = xllamacpp.Server(params)
 
-    def chat(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Run one chat completion; blocks, safe to call from several threads at once."""
-        result = self._server.handle_chat_completions(request)
-        _raise_for_error(result)
-        return result
+    def chat(self, request: dict[str, Any], stop: threading.Event | None = None) -> dict[str, Any]:
+        """Run one chat completion; blocks, safe to call from several threads at once.
 
-    def chat_stream(self, request: dict[str, Any], on_chunk: Callable[[dict[str, Any]], None]) -> None:
-        """Run one chat completion, calling `on_chunk` with each OpenAI-style chunk; blocks."""
+        With `stop`, the answer is streamed internally so that setting `stop` (a timed-out or
+        cancelled caller) ends generation at the next token and frees the slot; this raises
+        ModelError("... stopped"). Without it, llama.cpp generates to the end whatever happens.
+        """
+        if stop is None:
+            result = self._server.handle_chat_completions(request)
+            _raise_for_error(result)
+            return result
+        chunks: list[dict[str, Any]] = []
+        self.chat_stream(request, chunks.append, stop)
+        if stop.is_set():
+            raise ModelError("embedded model: stopped before the answer was complete")
+        return _assembled(chunks)
+
+    def chat_stream(
+        self,
+        request: dict[str, Any],
+        on_chunk: Callable[[dict[str, Any]], None],
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Run one chat completion, calling `on_chunk` with each OpenAI-style chunk; blocks.
+
+        Once `stop` is set, generation ends at the next token (llama.cpp cancels the request).
+        """
         failure: list[dict[str, Any]] = []
 
-        def receive(chunk: Any) -> None:
+        def receive(chunk: Any) -> bool:
+            if stop is not None and stop.is_set():
+                return True  # tells llama.cpp to stop reading: the request is cancelled
             if isinstance(chunk, dict) and chunk.get("error"):
                 failure.append(chunk)
             else:
                 on_chunk(chunk)
+            return False
 
         result = self._server.handle_chat_completions({**request, "stream": True}, receive)
         _raise_for_error(failure[0] if failure else result)
+
+
+def _assembled(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One chat.completion from a stream's chunks, as the non-streaming call returns it."""
+    if not chunks:
+        raise ModelError("embedded model: the answer stream was empty")
+    text, finish, timings = [], None, None
+    for chunk in chunks:
+        choice = (chunk.get("choices") or [{}])[0]
+        text.append((choice.get("delta") or {}).get("content") or "")
+        finish = choice.get("finish_reason") or finish
+        timings = chunk.get("timings") or timings
+    usage = None
+    if timings:
+        prompt, completion = timings.get("prompt_n", 0), timings.get("predicted_n", 0)
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    last = chunks[-1]
+    return {
+        "id": last.get("id"), "object": "chat.completion", "created": last.get("created"), "model": last.get("model"),
+        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": "".join(text)}}],
+        "usage": usage, "timings": timings,
+    }  # fmt: skip
 
 
 def _raise_for_error(result: Any) -> None:

@@ -2,12 +2,14 @@
 
 import asyncio
 import dataclasses
+import threading
 
 import pytest
 
 from fusion_core import engine
-from fusion_core.errors import ContextOverflowError
+from fusion_core.errors import ContextOverflowError, ModelError, ModelTimeoutError
 from fusion_core.llm import LiteLLMCompleter
+from fusion_core.local_model import EmbeddedModel, load_embedded
 from fusion_core.settings import Settings
 from fusion_core.types import GenParams, RunConfig
 
@@ -71,3 +73,46 @@ def test_the_embedded_model_streams_the_same_answer_it_returns(completer):
     assert streamed.text == whole.text
     assert streamed.completion_tokens == whole.completion_tokens > 0
     assert streamed.prompt_tokens == whole.prompt_tokens > 0
+
+
+LONG = {"messages": [{"role": "user", "content": "Tell a long story."}], "max_tokens": 400, "ignore_eos": True,
+        "seed": 3, "cache_prompt": False}  # fmt: skip
+
+
+def test_setting_stop_ends_generation_at_the_next_token():
+    model = load_embedded(Settings.from_env({}).local)
+    stop, chunks = threading.Event(), []
+
+    def receive(chunk):
+        chunks.append(chunk)
+        if len(chunks) == 5:
+            stop.set()
+
+    model.chat_stream(LONG, receive, stop)
+    assert len(chunks) == 5  # not the 400 tokens asked for
+    whole = []
+    model.chat_stream({**LONG, "max_tokens": 12}, whole.append)
+    assert len(whole) > 10  # without stop it runs to max_tokens
+    stop.set()
+    with pytest.raises(ModelError, match="stopped before the answer was complete"):
+        model.chat(LONG, stop)
+
+
+def test_a_timed_out_embedded_call_stops_generating(monkeypatch):
+    """The timed-out request is cancelled inside llama.cpp, not left decoding 4,000 tokens in a thread."""
+    streamed, finished = [], threading.Event()
+    real = EmbeddedModel.chat_stream
+
+    def endless(self, request, on_chunk, stop=None):
+        try:
+            real(self, {**request, "ignore_eos": True}, lambda c: (streamed.append(c), on_chunk(c)), stop)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(EmbeddedModel, "chat_stream", endless)
+    completer = LiteLLMCompleter(Settings.from_env({"FUSION_TIMEOUT_S": "1", "FUSION_MAX_RETRIES": "0"}))
+    messages = [{"role": "user", "content": "Count from one to one thousand in words."}]
+    with pytest.raises(ModelTimeoutError):
+        asyncio.run(completer.complete(LOCAL, messages, GenParams(max_tokens=4000, seed=1)))
+    assert finished.wait(120), "the generation thread never ended"
+    assert 0 < len(streamed) < 4000
