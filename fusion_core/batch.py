@@ -74,7 +74,8 @@ class BatchSummary:
     progress: Progress
     interrupted: bool = False
     failures: dict[str, list[str]] = field(default_factory=dict)  # error -> item ids
-    left: int = 0  # items not finished (interrupted, or held by another worker)
+    left: int = 0  # items not finished (interrupted, left by --limit, or held by another worker)
+    held: int = 0  # of those, items another worker is processing right now
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -224,6 +225,7 @@ class BatchRunner:
             interrupted,
             dict(self._failures),
             left=final.n_items - final.finished,
+            held=final.counts.get("running", 0),
         )
         if self.out_dir is not None:
             _atomic_write(self.out_dir / SUMMARY, json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))

@@ -288,9 +288,18 @@ def summary_text(summary: BatchSummary) -> str:
             lines.append(f"  {len(ids)} × {error}  ({shown})")
     if summary.interrupted:
         lines.append(f"interrupted with {summary.left} prompts left: run the same command again to resume")
-    elif summary.left:
-        lines.append(f"{summary.left} prompts are still held by other workers or left by --limit")
+    else:
+        if summary.held:
+            lines.append(f"other workers are still processing {_count(summary.held, 'prompt')}")
+        if summary.left - summary.held > 0:
+            lines.append(
+                f"{_count(summary.left - summary.held, 'prompt')} not started yet: run the same command again to go on"
+            )
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def cmd_judge(args: argparse.Namespace, settings: Settings) -> int:

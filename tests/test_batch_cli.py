@@ -97,7 +97,12 @@ def test_resume_with_other_settings_is_a_clear_error_and_experiments_lists_it(tm
 def test_another_worker_joins_by_experiment_id(tmp_path, fake, capsys):
     path = write_lines(tmp_path, [json.dumps({"id": f"p{i}", "prompt": f"p{i}"}) for i in range(4)])
     assert cli.main(["batch", "--input", str(path), "--out", str(tmp_path / "a"), *BASE, "--limit", "1", "--json"]) == 0
-    experiment_id = json.loads(capsys.readouterr().out)["experiment_id"]
+    first = json.loads(capsys.readouterr().out)
+    experiment_id = first["experiment_id"]
+    assert (first["left"], first["held"]) == (3, 0)
+    assert "3 prompts not started yet: run the same command again" in cli_batch.summary_text(
+        cli_batch.BatchSummary(experiment_id, None, cli_batch.Progress(total=4, done=1), left=3)
+    )
     assert cli.main(["batch", "--experiment", experiment_id, "--out", str(tmp_path / "b"), "--json"]) == 0
     joined = json.loads(capsys.readouterr().out)
     assert joined["progress"]["already"] == 1 and joined["progress"]["done"] == 3
@@ -117,6 +122,8 @@ def test_progress_says_when_other_workers_hold_the_last_prompts():
 
     line = cli_batch.progress_text(Progress(total=4, done=3, waiting=1, elapsed_s=5))
     assert "waiting for 1 held by other workers" in line
+    held = cli_batch.summary_text(cli_batch.BatchSummary("e", None, Progress(total=4, done=3), left=1, held=1))
+    assert "other workers are still processing 1 prompt\n" in held + "\n" and "not started" not in held
 
 
 def test_a_batch_on_the_embedded_model_is_interrupted_and_resumed(tmp_path):
