@@ -61,6 +61,15 @@ def win_rates_tab(data: ExperimentData) -> None:
     pooled = data.win_rates[data.win_rates["language"].eq(ALL)]
     wanted = pooled[[(s, o) in pairs for s, o in zip(pooled["system"], pooled["opponent"], strict=True)]]
     st.dataframe(wanted.round(3), hide_index=True, width="stretch")
+    found = set(zip(wanted["system"], wanted["opponent"], strict=True))
+    silent = [f"{a} vs {b}" for a, b in pairs if (a, b) not in found]
+    if silent:
+        st.warning(
+            f"No usable verdict for {', '.join(silent)}: every judge reply for these pairs lacked a verdict or "
+            "failed, so they have no win rate. A larger judge model (or an edited judge prompt) usually fixes this; "
+            "see the Items tab for the judge's replies.",
+            icon=":material/help:",
+        )
     with st.expander("Every pair and language (N-scaling pairs included)"):
         st.dataframe(data.win_rates.round(3), hide_index=True, width="stretch")
     bias = judging.position_bias(data.judgements)
@@ -90,8 +99,25 @@ def scaling_tab(data: ExperimentData) -> None:
             st.markdown(f"**{MEASURE_HEADINGS[measure]}**")
             figure = scaling_figure(frame, measure, data.config.opponent())
             st.plotly_chart(figure, width="stretch", key=f"exp_scaling_{measure}")
+            st.caption(_support(frame[frame["measure"].eq(measure)], len({*data.config.scaling, data.config.n_max})))
     with st.expander("Table"):
         st.dataframe(frame.round(4), hide_index=True, width="stretch")
+
+
+def _support(rows, expected: int) -> str:
+    """How many prompts each point of a curve rests on, and how many points are missing."""
+    items = rows.loc[rows["method"].isin(["fusion", "bon"]), "items"]
+    if items.empty:
+        return "No Fusion-of-N or Best-of-N point has data yet."
+    low, high = int(items.min()), int(items.max())
+    if low == high:
+        text = f"Each point rests on {low} prompt{'' if low == 1 else 's'}"
+    else:
+        text = f"Points rest on {low} to {high} prompts"
+    missing = 2 * expected - len(items)
+    if missing > 0:
+        text += f"; {missing} of {2 * expected} points have no data (no usable verdict or answer at that N)"
+    return text + "."
 
 
 def attribution_tab(data: ExperimentData, experiment_id: str) -> None:

@@ -61,7 +61,7 @@ def write_input(folder, rows):
     return path
 
 
-def make_experiment(store, settings, name, limit=None, folder="demo"):
+def make_experiment(store, settings, name, limit=None, folder="demo", replies=reply):
     experiments = ExperimentStore(store)
     config = BatchConfig(
         models=["m"], fusor_model="fusor", n=3, selector="mbr", scaling=[1, 2, 3], eval_judge_model="judge",
@@ -70,7 +70,7 @@ def make_experiment(store, settings, name, limit=None, folder="demo"):
     out = settings.data_dir / "runs" / folder
     loaded = load_items(write_input(settings.data_dir, ROWS))
     experiment_id, config, _ = open_experiment(experiments, config, loaded=loaded, out_dir=out)
-    runner = BatchRunner(experiments, experiment_id, config, FakeCompleter(default=reply), store=store, out_dir=out,
+    runner = BatchRunner(experiments, experiment_id, config, FakeCompleter(default=replies), store=store, out_dir=out,
                          limit=limit)  # fmt: skip
     asyncio.run(runner.run())
     return experiment_id
@@ -136,6 +136,9 @@ def test_every_tab_renders_with_win_rate_and_scaling_charts_and_the_items_table(
     scaling = [f for f in figures if "N (candidates)" in json.dumps(f["layout"])]
     assert len(scaling) == 3  # win rate, chrF++ (translation) and accuracy (math)
     assert all({"Fusion-of-N", "Best-of-N"} <= {t.get("name") for t in f["data"]} for f in scaling)
+    support = [c.value for c in at.caption if "rests on" in c.value]
+    assert "Each point rests on 4 prompts." in support  # judge win rate: every prompt judged at every N
+    assert "Each point rests on 1 prompt." in support  # chrF++ and accuracy: one prompt has a reference / answer
     assert any("Candidate 1" in n and "novel" in n for n in names)  # attribution
     items = at.dataframe
     table = next(d.value for d in items if "status" in d.value.columns)
@@ -144,6 +147,22 @@ def test_every_tab_renders_with_win_rate_and_scaling_charts_and_the_items_table(
     assert any("Fusion beats the oracle" in m.value for m in at.markdown)
     assert {b.label for b in at.get("download_button")} >= {"Results (JSONL)", "SFT data (JSONL)"}
     assert "<b>exp</b>" not in html(at)
+
+
+def test_pairs_the_judge_never_gave_a_verdict_for_are_named_not_dropped_silently(env, settings):
+    def mute_on_fusion(model, messages, params):
+        if model == "judge" and "Fused answer" in messages[-1]["content"]:
+            return "Both answers are interesting."
+        return reply(model, messages, params)
+
+    make_experiment(env, settings, "mute", replies=mute_on_fusion)
+    at = app()
+    at.run()
+    assert not at.exception
+    [warning] = [w.value for w in at.warning if "No usable verdict" in w.value]
+    assert "fusion vs bon, fusion vs sample:" in warning and "bon vs sample" not in warning
+    support = [c.value for c in at.caption if "rest on" in c.value or "rests on" in c.value]
+    assert any("3 of 6 points have no data" in c for c in support)  # fusion@1..3 never judged; bon@k were
 
 
 def test_an_opened_item_shows_candidates_pick_and_fused_answer_escaped(env, settings):
