@@ -110,7 +110,9 @@ def test_a_timed_out_embedded_call_stops_generating(monkeypatch):
             finished.set()
 
     monkeypatch.setattr(EmbeddedModel, "chat_stream", endless)
-    completer = LiteLLMCompleter(Settings.from_env({"FUSION_TIMEOUT_S": "1", "FUSION_MAX_RETRIES": "0"}))
+    settings = Settings.from_env({"FUSION_TIMEOUT_S": "1", "FUSION_MAX_RETRIES": "0"})
+    load_embedded(settings.local)  # loaded beforehand: the 1 s must time out the generation, not the loading
+    completer = LiteLLMCompleter(settings)
     messages = [{"role": "user", "content": "Count from one to one thousand in words."}]
     with pytest.raises(ModelTimeoutError):
         asyncio.run(completer.complete(LOCAL, messages, GenParams(max_tokens=4000, seed=1)))
