@@ -10,7 +10,7 @@ from fusion_core.render import colour
 METHOD_STYLE = {
     "fusion": {"name": "Fusion-of-N", "color": "#1c7ed6", "fill": "rgba(28,126,214,0.12)", "dash": "solid"},
     "bon": {"name": "Best-of-N", "color": "#f08c00", "fill": "rgba(240,140,0,0.12)", "dash": "solid"},
-    "oracle": {"name": "Oracle (best of first N)", "color": "#495057", "fill": None, "dash": "dot"},
+    "oracle": {"name": "Oracle (best of the N)", "color": "#495057", "fill": None, "dash": "dot"},
 }
 MEASURE_TITLES = {"win_rate": "win rate", "chrf": "chrF++", "accuracy": "accuracy"}
 NOVEL_COLOUR = "#868e96"

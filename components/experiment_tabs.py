@@ -93,7 +93,10 @@ def scaling_tab(data: ExperimentData) -> None:
     if frame["n"].nunique() < 2:
         st.info(f"This experiment ran without N-scaling: only N = {data.config.n_max} is shown. Start a batch with "
                 "N-scaling on to see the curves.")  # fmt: skip
-    st.caption("Fusion and Best-of-N on the first N of the same samples; bands are 95% bootstrap intervals over items.")
+    st.caption(
+        "Fusion and Best-of-N on the first N of the same samples (teachers in turn in a pool); bands are 95% "
+        "bootstrap intervals over items."
+    )
     for measure in analysis.MEASURES:
         if frame["measure"].eq(measure).any():
             st.markdown(f"**{MEASURE_HEADINGS[measure]}**")

@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import judging, metrics
 from .batch_config import BatchConfig
+from .experiment_item import scaling_candidates
 
 Record = dict[str, Any]
 METHODS = ("fusion", "bon", "oracle")
@@ -115,7 +116,9 @@ def _measure_order(column: pd.Series) -> pd.Series:
 
 
 def _any_correct(record: Record, k: int) -> bool:
-    texts = [c.get("text") for c in record.get("candidates", [])[:k] if not c.get("error")]
+    entry = next((e for e in record.get("scaling") or [] if e["n"] == k), {"n": k})
+    candidates = record.get("candidates", [])
+    texts = [candidates[i].get("text") for i in scaling_candidates(entry) if not candidates[i].get("error")]
     return any(metrics.answer_correct(t, record["answer"]) for t in texts if t and t.strip())
 
 

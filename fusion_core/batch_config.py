@@ -32,7 +32,7 @@ class BatchConfig:
     selector: str = "judge"
     judge_model: str = ""  # the Best-of-N judge (judge / pairwise selectors)
     reward_url: str | None = None  # the reward selector's endpoint
-    scaling: list[int] = field(default_factory=list)  # N values evaluated on prefixes of the same samples
+    scaling: list[int] = field(default_factory=list)  # N values evaluated on subsets of the same samples
     eval_judge_model: str | None = None  # automated pairwise judging; None: no judging
     judge_prompt: str | None = None  # the pairwise judge template; None: judging.DEFAULT_JUDGE_PROMPT
     judge_max_tokens: int = 256
@@ -122,6 +122,17 @@ class BatchConfig:
     def scaling_ns(self) -> list[int]:
         """The N values evaluated besides N_max (whose result is the main one)."""
         return [k for k in self.scaling if k < self.n_max]
+
+    def scaling_subset(self, k: int) -> list[int]:
+        """The candidates (indices in sampling order) that N = k is evaluated on.
+
+        The first k, except in a teacher pool with several samples per teacher: there the teachers take
+        turns, so N = 2 is one answer from each of two teachers, not two answers of the first teacher.
+        """
+        if self.mode != "teachers" or self.n <= 1:
+            return list(range(k))
+        turns = [t * self.n + j for j in range(self.n) for t in range(len(self.models))]
+        return sorted(turns[:k])
 
     def opponent(self) -> str:
         """What the scaling curves are judged against: the baseline model, else one sample."""

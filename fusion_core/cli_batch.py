@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     batch.add_argument("--judge", help="Best-of-N judge model (default: FUSION_JUDGE_MODEL)")
     batch.add_argument("--reward-url", help="reward model endpoint for --selector reward")
     batch.add_argument("--scaling", nargs="?", const="all", metavar="LIST",
-                       help="also evaluate on the first k samples: 'all' (1..N) or e.g. 1,2,4")  # fmt: skip
+                       help="also evaluate on k of the samples (teachers in turn in a pool): 'all' (1..N) or "
+                            "e.g. 1,2,4")  # fmt: skip
     batch.add_argument("--eval-judge", metavar="MODEL", help="pairwise judge for win rates (default: --judge)")
     batch.add_argument("--no-eval", action="store_true", help="skip the automated pairwise judging")
     batch.add_argument("--baseline", metavar="MODEL", help="a fixed reference model every system is judged against")

@@ -1,9 +1,10 @@
-"""One prompt of a batch: sample N_max once, then fuse and select on every prefix, score and judge.
+"""One prompt of a batch: sample N_max once, then fuse and select on every k of them, score and judge.
 
 The record this returns is one line of results.jsonl and one item's `result` in the store:
 the item's fields; `candidates`; `bon` and `fusion` (N = N_max) with their errors; `attribution`
-(shares of the fused answer per candidate and novel); `scaling` (fusion and Best-of-N on the first
-k candidates, for each k); `baseline` (a fixed reference model's answer); `outputs` (the text of
+(shares of the fused answer per candidate and novel); `scaling` (fusion and Best-of-N on k of the
+candidates for each k, with the indices of those k: the first k, or teachers in turn, see
+BatchConfig.scaling_subset); `baseline` (a fixed reference model's answer); `outputs` (the text of
 every system: fusion, bon, sample, oracle, baseline, fusion@k, bon@k); `metrics` (chrF++/BLEU
 against a reference, with the oracle); `correct` (against a short gold answer); `judgements`
 (pairwise verdicts, both orders); `usage` and `time_s`.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 from . import judging, metrics
@@ -42,7 +44,10 @@ async def process_item(item: BatchItem, config: BatchConfig, completer: Complete
         sampling_s = time.perf_counter() - started
         main, *prefixes = await asyncio.gather(
             finish_run(run_config, candidates, completer, selector=selector, options=options, sampling_s=sampling_s),
-            *(_prefix(run_config, candidates[:k], completer, selector, options) for k in config.scaling_ns()),
+            *(
+                _subset(run_config, candidates, config.scaling_subset(k), completer, selector, options)
+                for k in config.scaling_ns()
+            ),
         )
         base = await baseline
     finally:
@@ -53,24 +58,32 @@ async def process_item(item: BatchItem, config: BatchConfig, completer: Complete
     return record, main
 
 
-async def _prefix(
+async def _subset(
     run_config: RunConfig,
     candidates: list[Candidate],
+    chosen: list[int],
     completer: Completer,
     selector: SelectorConfig,
     options: FusionOptions,
 ) -> dict:
-    k = len(candidates)
+    """Select and fuse on the chosen candidates only; indices in the entry refer to all of them."""
+    k = len(chosen)
+    # Renumbered 0..k-1 so selection and fusion see an ordinary list of k candidates.
+    subset = [replace(candidates[i], index=position) for position, i in enumerate(chosen)]
     try:
-        run = await finish_run(run_config, candidates, completer, selector=selector, options=options, attribution=False)
+        run = await finish_run(run_config, subset, completer, selector=selector, options=options, attribution=False)
     except FusionError as exc:
-        return {"n": k, "bon_index": None, "bon_error": str(exc), "fusion_text": None, "fusion_error": str(exc)}
+        return {"n": k, "candidates": chosen, "bon_index": None, "bon_error": str(exc), "fusion_text": None,
+                "fusion_error": str(exc)}  # fmt: skip
     usage = {stage: u.__dict__ for stage, u in run.usage().items() if stage != "sampling"}  # samples are shared
-    return {"n": k, "usage": usage, **_scaling_entry(run)}
+    entry = _scaling_entry(run)
+    if entry["bon_index"] is not None:
+        entry["bon_index"] = chosen[entry["bon_index"]]
+    return {"n": k, "candidates": chosen, "usage": usage, **entry}
 
 
 def _scaling_entry(run: RunResult) -> dict[str, Any]:
-    """What a scaling point keeps of a run on the first k candidates: the pick and the fused text, or their errors."""
+    """What a scaling point keeps of a run on k candidates: the pick and the fused text, or their errors."""
     return {
         "bon_index": run.bon.index if run.bon else None,
         "bon_error": run.bon_error,
@@ -124,7 +137,7 @@ def _record(item: BatchItem, run: RunResult, prefixes: list[dict], baseline: dic
         if entry.get("bon_index") is not None and texts[entry["bon_index"]]:
             outputs[f"bon@{k}"] = texts[entry["bon_index"]]
         scaling.append(entry)
-    scaling.append({"n": config.n_max, **_scaling_entry(run)})
+    scaling.append({"n": config.n_max, "candidates": list(range(config.n_max)), **_scaling_entry(run)})
     record: dict[str, Any] = {
         **item.to_dict(),
         "status": "done",
@@ -145,8 +158,8 @@ def _record(item: BatchItem, run: RunResult, prefixes: list[dict], baseline: dic
         record["metrics"] = scored
         if scored.get("oracle_index") is not None:
             outputs["oracle"] = texts[scored["oracle_index"]]
-            for entry in scaling:  # the oracle of the first k candidates, for the scaling curves
-                entry["oracle_chrf"] = _best_prefix(scored["candidates"][: entry["n"]])
+            for entry in scaling:  # the oracle among the k candidates, for the scaling curves
+                entry["oracle_chrf"] = _best_of([scored["candidates"][i] for i in scaling_candidates(entry)])
     if item.answer:
         correct = {name: metrics.answer_correct(text, item.answer) for name, text in outputs.items()}
         hits = [t for t in texts if t and metrics.answer_correct(t, item.answer)]
@@ -158,7 +171,12 @@ def _record(item: BatchItem, run: RunResult, prefixes: list[dict], baseline: dic
     return record
 
 
-def _best_prefix(scores: list[dict | None]) -> float | None:
+def scaling_candidates(entry: dict[str, Any]) -> list[int]:
+    """The candidates a scaling entry was evaluated on (records written before subsets: the first n)."""
+    return entry.get("candidates") or list(range(entry["n"]))
+
+
+def _best_of(scores: list[dict | None]) -> float | None:
     values = [s["chrf"] for s in scores if s]
     return max(values) if values else None
 

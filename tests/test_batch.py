@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from fusion_core import analysis
 from fusion_core.batch import RESULTS, BatchRunner, open_experiment, read_results
 from fusion_core.batch_config import BatchConfig
 from fusion_core.batch_input import load_items
@@ -312,3 +313,28 @@ def test_a_configuration_listing_only_some_fusion_options_is_the_same_configurat
     assert partial.differences(config(fusion={})) == []
     assert partial.fusion["persona"] == "" and partial.fusion["reasoning"] is False
     assert config(fusion={"strength": "aggressive"}).differences(partial) == ["fusion"]
+
+
+def test_in_a_teacher_pool_the_teachers_take_turns_as_n_grows(store, tmp_path):
+    cfg = config(models=["a", "b", "c"], mode="teachers", n=2, scaling=[1, 2, 3, 4])
+    assert [cfg.scaling_subset(k) for k in (1, 2, 3, 4, 6)] == [[0], [0, 2], [0, 2, 4], [0, 1, 2, 4], list(range(6))]
+    assert config(n=4).scaling_subset(2) == [0, 1]  # one model: the first k samples
+    reference = "prompt0 cand-2 answer"  # the first sample of teacher b
+    item = {"id": "t", "prompt": "prompt0 x", "reference": reference, "answer": "-2", "language": "en"}
+    path = input_file(tmp_path, 0, [item])
+    experiments, eid, cfg, out = start(store, tmp_path, cfg, path=path)
+    fake = FakeCompleter(default=reply)
+    run(experiments, eid, cfg, fake, out)
+    assert sorted(c.params.seed for c in fake.history if c.model in ("a", "b", "c")) == list(range(6))  # sampled once
+    shown = sorted(sorted({int(s) for s in re.findall(r"cand-(\d+)", c.messages[-1]["content"])})
+                   for c in fake.history if c.model == "fusor")  # fmt: skip
+    assert shown == [[0], [0, 1, 2, 3, 4, 5], [0, 1, 2, 4], [0, 2], [0, 2, 4]]
+    [record] = read_results(out / RESULTS)
+    by_n = {e["n"]: e for e in record["scaling"]}
+    assert by_n[2]["candidates"] == [0, 2] and by_n[6]["candidates"] == list(range(6))
+    assert by_n[1]["oracle_chrf"] < by_n[2]["oracle_chrf"] == pytest.approx(100.0)  # b's answer is in from N = 2
+    assert record["outputs"]["bon@2"] in {record["candidates"][i]["text"] for i in (0, 2)}
+    assert by_n[2]["bon_index"] in (0, 2)
+    frame = analysis.scaling_frame([record], cfg, rounds=10)
+    oracle = frame[frame["method"].eq("oracle") & frame["measure"].eq("accuracy")].set_index("n")["value"]
+    assert oracle[1] == 0.0 and oracle[2] == 1.0  # only "cand-2" (teacher b) reads as -2
