@@ -20,7 +20,7 @@ import pandas as pd
 from .errors import ConfigError, FusionError
 from .llm import Completer
 from .metrics import ALL, sort_by_language, with_all_language, with_languages
-from .selection import parse_verdict
+from .selection import explicit_verdict, parse_verdict
 from .types import GenParams, Message
 
 PLACEHOLDERS = frozenset({"prompt", "first", "second"})
@@ -48,6 +48,8 @@ better, "[[B]]" if answer B is better, or "[[C]]" for a tie."""
 DEFAULT_JUDGE_PARAMS = GenParams(temperature=0.0, max_tokens=1024, seed=0)
 
 _BRACKETED = re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.IGNORECASE)
+_SINGLE = re.compile(r"(?<!\[)\[\s*(A|B|C)\s*\](?!\])")  # [A] but not [[A]]
+_ECHO = re.compile(r"\[(?:start|end) of answer [AB]\]", re.IGNORECASE)  # the template's markers, echoed back
 _POSITIONS = {"A": "first", "B": "second", "C": TIE, "TIE": TIE}
 
 
@@ -96,9 +98,21 @@ def validate_template(template: str) -> None:
 
 
 def position_verdict(text: str) -> str | None:
-    """The position a judge's reply prefers ("first", "second", "tie"): its last [[A]]/[[B]]/[[C]], else any verdict."""
+    """The position a judge's reply prefers ("first", "second", "tie"), or None.
+
+    In order: its last [[A]]/[[B]]/[[C]]; a verdict it spells out ("verdict: B"); a single-bracket tag
+    when it is the only one ([A], [C]: small judges drop a bracket); a bare letter as the last line.
+    Different single-bracket tags ("[A] [B] [C] ...") are a list, not a verdict, and the template's
+    own markers echoed back ("[Start of answer A]") are ignored.
+    """
+    text = _ECHO.sub(" ", text)  # "[End of answer A]" repeated by a small judge is not a vote for A
     bracketed = _BRACKETED.findall(text)
-    verdict = bracketed[-1] if bracketed else parse_verdict(text)
+    verdict = bracketed[-1] if bracketed else explicit_verdict(text)
+    if verdict is None:
+        tags = {tag.upper() for tag in _SINGLE.findall(text)}
+        if len(tags) > 1:
+            return None
+        verdict = tags.pop() if tags else parse_verdict(text)
     return None if verdict is None else _POSITIONS[verdict.upper()]
 
 

@@ -260,13 +260,23 @@ _VERDICTS = (
 
 def parse_verdict(text: str) -> str | None:
     """The verdict "A", "B" or "tie" from a pairwise judge's reply (the last verdict wins), or None."""
+    return explicit_verdict(text) or _last_line_verdict(text)
+
+
+def explicit_verdict(text: str) -> str | None:
+    """The last verdict the reply spells out ([[A]], "verdict: B", (a), "tie", ...), or None."""
     found = [(m.start(1), m.group(1)) for pattern in _VERDICTS for m in pattern.finditer(text)]
     if not found:
-        lines = [line for line in text.splitlines() if line.strip()]
-        last = lines[-1].strip(" \t*_#.:'\"()[]`").lower() if lines else ""
-        return {"a": "A", "b": "B", "tie": "tie"}.get(last)
+        return None
     verdict = max(found)[1]
     return "tie" if verdict.lower() == "tie" else verdict.upper()
+
+
+def _last_line_verdict(text: str) -> str | None:
+    """A bare "A", "B" or "tie" as the reply's last line."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    last = lines[-1].strip(" \t*_#.:'\"()[]`").lower() if lines else ""
+    return {"a": "A", "b": "B", "tie": "tie"}.get(last)
 
 
 async def _pairwise(

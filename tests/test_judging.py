@@ -110,6 +110,13 @@ def test_record_shape_and_usage():
         ("Answer A is better overall. [[C]]", "tie"),  # the bracketed verdict beats prose
         ("[[A]] ... on reflection [[B]]", "second"),  # the last one counts
         ("Verdict: B", "second"),  # selection's parser as the fallback
+        ("[A]\n\nThe answer is clearer.", "first"),  # a small judge's single bracket, the only tag
+        ("[C]", "tie"),
+        ("Answer [B] reads better. [B]", "second"),
+        ("[A]\n\n[B]\n\n[C]\n\n[D]", None),  # a list of letters is not a verdict
+        ("[A]\n\n[B]", None),  # was read as B from its last line
+        ("[Start of answer A]\nBonjour\n[End of answer A]", None),  # an echo of the template
+        ("Both are fine.\nB", "second"),  # a bare letter as the last line
         ("I cannot decide.", None),
         ("", None),
     ],
