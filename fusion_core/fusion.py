@@ -192,17 +192,27 @@ _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL | re.IGNORECASE)
 
 
+_SCAFFOLD = re.compile(r"""</?candidate(?:\s+id=["']?\d+["']?)?\s*>""", re.IGNORECASE)
+
+
 def extract_answer(raw: str, reasoning: bool) -> tuple[str, list[str]]:
-    """The final answer from the fusor's output: the last <answer> block, without any <think> block."""
+    """The final answer from the fusor's output: the last <answer> block, without any <think> block.
+
+    The <candidate> tags of the fusor's own prompt, when it copies them, are removed (with a warning):
+    they are scaffolding, not answer text. The raw output keeps everything.
+    """
     warnings: list[str] = []
-    if reasoning:
-        answers = _ANSWER.findall(raw)
-        if answers and answers[-1].strip():
-            return answers[-1].strip(), warnings
-        warnings.append("the fusor gave no <answer></answer> block; kept its whole output without the thinking")
-    text = _THINK.sub("", raw)
-    text = re.sub(r"</?answer>", "", text, flags=re.IGNORECASE)
-    return text.strip(), warnings
+    answers = _ANSWER.findall(raw) if reasoning else []
+    if answers and answers[-1].strip():
+        text = answers[-1]
+    else:
+        if reasoning:
+            warnings.append("the fusor gave no <answer></answer> block; kept its whole output without the thinking")
+        text = re.sub(r"</?answer>", "", _THINK.sub("", raw), flags=re.IGNORECASE)
+    cleaned = _SCAFFOLD.sub("", text)
+    if cleaned != text:
+        warnings.append("the fusor copied the <candidate> tags of its prompt; they were removed")
+    return cleaned.strip(), warnings
 
 
 async def fuse(

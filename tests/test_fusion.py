@@ -107,6 +107,19 @@ def test_the_final_answer_is_extracted(raw, reasoning, expected):
     assert extract_answer(raw, reasoning)[0] == expected
 
 
+def test_candidate_tags_copied_from_the_fusor_prompt_are_removed_with_a_warning():
+    raw = 'The sky is blue.\n</candidate>\n\n<candidate id="2">\nSunsets are red.\n</candidate>'
+    text, warnings = extract_answer(raw, reasoning=False)
+    assert "candidate" not in text and text.startswith("The sky is blue.") and text.endswith("Sunsets are red.")
+    assert warnings == ["the fusor copied the <candidate> tags of its prompt; they were removed"]
+    inside, warned = extract_answer("<answer>Blue. </candidate></answer>", reasoning=True)
+    assert (inside, len(warned)) == ("Blue.", 1)
+    assert extract_answer("A <candidates> list, not our tag", reasoning=False) == (
+        "A <candidates> list, not our tag",
+        [],
+    )
+
+
 def test_missing_answer_tags_give_a_warning_in_reasoning_mode():
     _, warnings = extract_answer("just text", reasoning=True)
     assert warnings and "<answer>" in warnings[0]
