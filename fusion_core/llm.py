@@ -43,7 +43,7 @@ from .errors import (
     ModelUnreachableError,
     UnknownModelError,
 )
-from .local_model import load_embedded
+from .local_model import chunk_parts, load_embedded
 from .router import RouterConfig, load_router_config
 from .settings import LocalModelConfig, Settings
 from .types import Completion, GenParams, Message
@@ -171,14 +171,7 @@ async def _local_request(messages: list, kwargs: dict[str, Any]) -> tuple[Any, d
 
 def _generic_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI-style stream chunk from llama.cpp as litellm's GenericStreamingChunk."""
-    choice = (chunk.get("choices") or [{}])[0]
-    timings = chunk.get("timings")
-    usage = None
-    if timings:
-        prompt, completion = timings.get("prompt_n", 0), timings.get("predicted_n", 0)
-        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-    finish = choice.get("finish_reason")
-    text = (choice.get("delta") or {}).get("content") or ""
+    text, finish, usage = chunk_parts(chunk)
     return {
         "text": text,
         "is_finished": finish is not None,

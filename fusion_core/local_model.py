@@ -50,17 +50,12 @@ class EmbeddedModel:
         self.config = config
         self._server = xllamacpp.Server(params)
 
-    def chat(self, request: dict[str, Any], stop: threading.Event | None = None) -> dict[str, Any]:
+    def chat(self, request: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
         """Run one chat completion; blocks, safe to call from several threads at once.
 
-        With `stop`, the answer is streamed internally so that setting `stop` (a timed-out or
-        cancelled caller) ends generation at the next token and frees the slot; this raises
-        ModelError("... stopped"). Without it, llama.cpp generates to the end whatever happens.
+        The answer is streamed internally so that setting `stop` (a timed-out or cancelled caller)
+        ends generation at the next token and frees the slot; that raises ModelError("... stopped").
         """
-        if stop is None:
-            result = self._server.handle_chat_completions(request)
-            _raise_for_error(result)
-            return result
         chunks: list[dict[str, Any]] = []
         self.chat_stream(request, chunks.append, stop)
         if stop.is_set():
@@ -92,25 +87,32 @@ class EmbeddedModel:
         _raise_for_error(failure[0] if failure else result)
 
 
-def _assembled(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    """One chat.completion from a stream's chunks, as the non-streaming call returns it."""
-    if not chunks:
-        raise ModelError("embedded model: the answer stream was empty")
-    text, finish, timings = [], None, None
-    for chunk in chunks:
-        choice = (chunk.get("choices") or [{}])[0]
-        text.append((choice.get("delta") or {}).get("content") or "")
-        finish = choice.get("finish_reason") or finish
-        timings = chunk.get("timings") or timings
+def chunk_parts(chunk: dict[str, Any]) -> tuple[str, str | None, dict[str, int] | None]:
+    """An OpenAI-style stream chunk from llama.cpp as (text, finish reason, usage from its timings)."""
+    choice = (chunk.get("choices") or [{}])[0]
+    text = (choice.get("delta") or {}).get("content") or ""
+    timings = chunk.get("timings")
     usage = None
     if timings:
         prompt, completion = timings.get("prompt_n", 0), timings.get("predicted_n", 0)
         usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return text, choice.get("finish_reason"), usage
+
+
+def _assembled(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One chat.completion from a stream's chunks, as the non-streaming call returns it."""
+    if not chunks:
+        raise ModelError("embedded model: the answer stream was empty")
+    texts, finish, usage = [], None, None
+    for chunk in chunks:
+        text, chunk_finish, chunk_usage = chunk_parts(chunk)
+        texts.append(text)
+        finish, usage = chunk_finish or finish, chunk_usage or usage
     last = chunks[-1]
     return {
         "id": last.get("id"), "object": "chat.completion", "created": last.get("created"), "model": last.get("model"),
-        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": "".join(text)}}],
-        "usage": usage, "timings": timings,
+        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": "".join(texts)}}],
+        "usage": usage,
     }  # fmt: skip
 
 
