@@ -20,7 +20,7 @@ import pandas as pd
 from .errors import ConfigError, FusionError
 from .llm import Completer
 from .metrics import ALL, sort_by_language, with_all_language, with_languages
-from .selection import explicit_verdict, parse_verdict
+from .selection import explicit_verdict, last_line_verdict
 from .types import GenParams, Message
 
 PLACEHOLDERS = frozenset({"prompt", "first", "second"})
@@ -112,7 +112,7 @@ def position_verdict(text: str) -> str | None:
         tags = {tag.upper() for tag in _SINGLE.findall(text)}
         if len(tags) > 1:
             return None
-        verdict = tags.pop() if tags else parse_verdict(text)
+        verdict = tags.pop() if tags else last_line_verdict(text)
     return None if verdict is None else _POSITIONS[verdict.upper()]
 
 

@@ -260,7 +260,7 @@ _VERDICTS = (
 
 def parse_verdict(text: str) -> str | None:
     """The verdict "A", "B" or "tie" from a pairwise judge's reply (the last verdict wins), or None."""
-    return explicit_verdict(text) or _last_line_verdict(text)
+    return explicit_verdict(text) or last_line_verdict(text)
 
 
 def explicit_verdict(text: str) -> str | None:
@@ -272,7 +272,7 @@ def explicit_verdict(text: str) -> str | None:
     return "tie" if verdict.lower() == "tie" else verdict.upper()
 
 
-def _last_line_verdict(text: str) -> str | None:
+def last_line_verdict(text: str) -> str | None:
     """A bare "A", "B" or "tie" as the reply's last line."""
     lines = [line for line in text.splitlines() if line.strip()]
     last = lines[-1].strip(" \t*_#.:'\"()[]`").lower() if lines else ""
