@@ -102,7 +102,7 @@ def scaling_tab(data: ExperimentData) -> None:
             st.markdown(f"**{MEASURE_HEADINGS[measure]}**")
             figure = scaling_figure(frame, measure, data.config.opponent())
             st.plotly_chart(figure, width="stretch", key=f"exp_scaling_{measure}")
-            st.caption(_support(frame[frame["measure"].eq(measure)], len({*data.config.scaling, data.config.n_max})))
+            st.caption(_support(frame[frame["measure"].eq(measure)], len(data.config.scaling_points())))
     with st.expander("Table"):
         st.dataframe(frame.round(4), hide_index=True, width="stretch")
 

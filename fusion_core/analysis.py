@@ -72,7 +72,7 @@ def scaling_frame(records: Sequence[Record], config: BatchConfig, rounds: int = 
     oracle being right when any of the first k candidates is (a system without an output counts as wrong).
     """
     finished = done(records)
-    ns = sorted({*config.scaling, config.n_max})
+    ns = config.scaling_points()
     rows: list[dict[str, Any]] = []
 
     def add(k: int, method: str, measure: str, values: list[float]) -> None:

@@ -119,6 +119,10 @@ class BatchConfig:
             method=self.selector, judge_model=self.judge_model, reference=reference, reward_url=self.reward_url
         )
 
+    def scaling_points(self) -> list[int]:
+        """Every N a scaling curve has a point at: the --scaling values and N_max."""
+        return sorted({*self.scaling, self.n_max})
+
     def scaling_ns(self) -> list[int]:
         """The N values evaluated besides N_max (whose result is the main one)."""
         return [k for k in self.scaling if k < self.n_max]
