@@ -41,7 +41,6 @@ def run_live(config: RunConfig) -> RunResult | None:
     fusing = status.empty()
     done: list[Candidate] = []
     streaming = _throttled(lambda index, text: lines[index].caption(f"⏳ candidate {index + 1}: {_tail(text)}"))
-    fusion_streaming = _throttled(lambda _, text: fusing.caption(f"⏳ fusor `{config.fusor_model}`: {_tail(text)}"))
 
     def arrived(candidate: Candidate) -> None:
         done.append(candidate)
@@ -63,12 +62,10 @@ def run_live(config: RunConfig) -> RunResult | None:
             concurrency=cfg.concurrency,
             on_candidate=arrived,
             on_delta=streaming,
-            on_fusion_delta=lambda text: fusion_streaming(0, text),
+            on_fusion_delta=_fusor_streaming(fusing, f"fusor `{config.fusor_model}`: "),
         ),
     )
-    if result is not None:
-        fusing.markdown(_fusion_line(result))
-    status.update(label="Done" if result else "Failed", state="complete" if result else "error", expanded=False)
+    _close(status, fusing, result)
     return result
 
 
@@ -78,11 +75,8 @@ def refuse_live(
     """Re-fuse with the fusor's answer streaming into a status box; `make(on_delta)` builds the coroutine."""
     status = st.status(f"Fusing with `{fusor}`…", expanded=True)
     line = status.empty()
-    streaming = _throttled(lambda _, text: line.caption(f"⏳ {_tail(text)}"))
-    result = guarded("Re-fuse failed", lambda: make(lambda text: streaming(0, text)))
-    if result is not None:
-        line.markdown(_fusion_line(result))
-    status.update(label="Done" if result else "Failed", state="complete" if result else "error", expanded=False)
+    result = guarded("Re-fuse failed", lambda: make(_fusor_streaming(line, "")))
+    _close(status, line, result)
     return result
 
 
@@ -97,6 +91,19 @@ def _throttled(show: Callable[[int, str], None]) -> Callable[[int, str], None]:
             show(index, text)
 
     return maybe
+
+
+def _fusor_streaming(line: Any, prefix: str) -> Callable[[str], None]:
+    """The fusor's output so far, throttled, as a caption in `line` after `prefix`."""
+    show = _throttled(lambda _, text: line.caption(f"⏳ {prefix}{_tail(text)}"))
+    return lambda text: show(0, text)
+
+
+def _close(status: Any, fusor_line: Any, result: RunResult | None) -> None:
+    """The fusor's final line, then the status box collapsed as done or failed."""
+    if result is not None:
+        fusor_line.markdown(_fusion_line(result))
+    status.update(label="Done" if result else "Failed", state="complete" if result else "error", expanded=False)
 
 
 def _fusion_line(result: RunResult) -> str:
