@@ -15,14 +15,13 @@ from typing import Any
 
 from . import cli_batch, cli_export, cli_report, cli_votes, engine
 from .attribution import attribute
-from .cli_options import add_generation_options, fusion_options, read_text, sampling_models
+from .cli_options import add_generation_options, add_model_options, fusion_options, read_text, sampling_models
 from .errors import FusionError
 from .llm import LiteLLMCompleter, redact
 from .model_fetch import fetch_model
 from .render import attribution_text, report_html
 from .render import labels as candidate_labels
 from .sampling import MAX_CANDIDATES
-from .selection import SELECTORS
 from .settings import Settings
 from .store import Store
 from .types import RunConfig, RunResult
@@ -38,12 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="sample N candidates, select Best-of-N and fuse them")
     run.add_argument("--prompt", required=True, help="the prompt to answer")
-    run.add_argument("--model", help="sampling model (litellm model string; default: embedded model)")
-    run.add_argument("--n", type=int, default=4, help=f"samples per model, 1 to {MAX_CANDIDATES} (default 4)")
-    run.add_argument("--teachers", help="comma-separated teacher pool (synthetic-data mode)")
-    run.add_argument("--fusor", help="fusor model (default: FUSION_FUSOR_MODEL or the sampling default)")
-    run.add_argument("--selector", choices=SELECTORS, default="judge", help="Best-of-N selector (default judge)")
-    run.add_argument("--judge", help="judge model for the judge/pairwise selectors")
+    add_model_options(run, n_help=f"samples per model, 1 to {MAX_CANDIDATES} (default 4)")
     run.add_argument("--reference", help="reference answer (oracle selector)")
     add_generation_options(run)
     run.add_argument("--language", help="language tag stored with the run (e.g. en, zh)")

@@ -12,14 +12,13 @@ from typing import Any, TextIO
 from .batch import BatchRunner, BatchSummary, Progress, open_experiment, update_manifest_config, write_results
 from .batch_config import BatchConfig
 from .batch_input import LoadedInput, load_items
-from .cli_options import add_generation_options, fusion_options, read_text, sampling_models
+from .cli_options import add_generation_options, add_model_options, fusion_options, read_text, sampling_models
 from .errors import ConfigError
 from .experiments import ExperimentStore
 from .llm import LiteLLMCompleter
 from .rejudge import rejudge
 from .router import load_router_config
 from .sampling import MAX_CANDIDATES
-from .selection import SELECTORS
 from .settings import Settings
 from .store import Store
 
@@ -39,12 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     batch.add_argument("--rerun", metavar="EXPERIMENT_JSON", help="a new experiment with the exact settings (and, "
                        "without --input, the input) of an earlier one's experiment.json")  # fmt: skip
     batch.add_argument("--name", help="a name for the experiment (default: the input file's name)")
-    batch.add_argument("--model", help="sampling model (default: FUSION_MODEL or the embedded model)")
-    batch.add_argument("--n", type=int, default=4, help=f"samples per model, N_max when scaling (≤ {MAX_CANDIDATES})")
-    batch.add_argument("--teachers", help="comma-separated teacher pool (synthetic data); --n per teacher")
-    batch.add_argument("--fusor", help="fusor model (default: FUSION_FUSOR_MODEL)")
-    batch.add_argument("--selector", choices=SELECTORS, default="judge", help="Best-of-N selector (default judge)")
-    batch.add_argument("--judge", help="Best-of-N judge model (default: FUSION_JUDGE_MODEL)")
+    add_model_options(batch, n_help=f"samples per model, N_max when scaling (≤ {MAX_CANDIDATES})")
     batch.add_argument("--reward-url", help="reward model endpoint for --selector reward")
     batch.add_argument("--scaling", nargs="?", const="all", metavar="LIST",
                        help="also evaluate on k of the samples (teachers in turn in a pool): 'all' (1..N) or "

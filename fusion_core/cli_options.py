@@ -8,7 +8,20 @@ from typing import Any
 
 from .errors import ConfigError
 from .fusion import STRENGTHS
+from .selection import SELECTORS
 from .settings import Settings
+
+
+def add_model_options(parser: argparse.ArgumentParser, n_help: str) -> None:
+    """The sampling model or teacher pool, the fusor and the Best-of-N selector (read by sampling_models)."""
+    parser.add_argument("--model", help="sampling model, a litellm model string (default: FUSION_MODEL or the "
+                        "embedded model)")  # fmt: skip
+    parser.add_argument("--n", type=int, default=4, help=n_help)
+    parser.add_argument("--teachers", help="comma-separated teacher pool (synthetic-data mode); --n per teacher")
+    parser.add_argument("--fusor", help="fusor model (default: FUSION_FUSOR_MODEL or the sampling default)")
+    parser.add_argument("--selector", choices=SELECTORS, default="judge", help="Best-of-N selector (default judge)")
+    parser.add_argument("--judge", help="Best-of-N judge model for the judge/pairwise selectors (default: "
+                        "FUSION_JUDGE_MODEL)")  # fmt: skip
 
 
 def add_generation_options(parser: argparse.ArgumentParser) -> None:
